@@ -1,0 +1,71 @@
+package wire
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Problem is an RFC 9457 problem detail, with the request id as an
+// extension member so a client can quote it.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// ProblemContentType is the media type of a problem body.
+const ProblemContentType = "application/problem+json"
+
+// NewProblem returns the problem for status with the given detail.
+func NewProblem(status int, detail, requestID string) Problem {
+	return Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, RequestID: requestID}
+}
+
+// Body encodes p as JSON.
+func (p Problem) Body() []byte {
+	b, _ := json.Marshal(p) // cannot fail: strings and an int
+	return b
+}
+
+// WriteProblem answers w with a problem body. retryAfter > 0 sets
+// Retry-After in seconds (503 answers that will likely pass soon).
+func WriteProblem(w http.ResponseWriter, status int, detail, requestID string, retryAfter int) {
+	h := w.Header()
+	h["Content-Type"] = []string{ProblemContentType}
+	if retryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(retryAfter)}
+	}
+	body := NewProblem(status, detail, requestID).Body()
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// RetryAfterSeconds is what 503 answers ask clients to wait.
+const RetryAfterSeconds = 1
+
+// ErrorStatus maps an error of a NATS request to the status a client
+// sees, so that the gateway and metro.Transport answer alike.
+func ErrorStatus(err error) (status int, detail string) {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return http.StatusServiceUnavailable, "no worker is available for this route"
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "no reply from a worker before the timeout"
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, nats.ErrDisconnected):
+		return http.StatusServiceUnavailable, "not connected to NATS"
+	case errors.Is(err, nats.ErrMaxPayload):
+		return http.StatusRequestEntityTooLarge, "request larger than NATS max_payload allows"
+	case errors.Is(err, ErrBadReply):
+		return http.StatusBadGateway, err.Error()
+	}
+	return http.StatusBadGateway, err.Error()
+}

@@ -1,0 +1,301 @@
+// Package wire is the one place that turns HTTP requests into NATS request
+// messages and NATS replies back into HTTP responses (PROTOCOL.md sections
+// 2 to 4). The gateway and metro.Transport both build requests and read
+// replies here, so the two can never disagree about a header.
+package wire
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Header names of the protocol.
+const (
+	HeaderMethod    = "Metro-Method"
+	HeaderPath      = "Metro-Path"
+	HeaderQuery     = "Metro-Query"
+	HeaderRequestID = "Metro-Request-Id"
+	HeaderDeadline  = "Metro-Deadline"
+	HeaderStatus    = "Metro-Status"
+	HeaderVersion   = "Metro-Version"
+
+	// Version is the protocol version sent on every request.
+	Version = "1"
+
+	// The micro convention for service errors (nats.go micro.ErrorHeader
+	// and micro.ErrorCodeHeader).
+	HeaderServiceError     = "Nats-Service-Error"
+	HeaderServiceErrorCode = "Nats-Service-Error-Code"
+
+	// ClientRequestID is the HTTP header that carries the request id.
+	ClientRequestID = "X-Request-Id"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (and the
+// older RFC 7230 list that proxies still honour). They describe one
+// connection, so they never cross the gateway in either direction.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection", // non-standard, sent by old clients
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// isHop reports whether the canonical header name k is hop-by-hop, either
+// by the list above or because the message's Connection header names it.
+func isHop(k string, connection []string) bool {
+	if strings.HasPrefix(k, "Proxy-") {
+		return true
+	}
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	for _, v := range connection {
+		for _, f := range strings.Split(v, ",") {
+			if f = textproto.TrimString(f); f != "" && textproto.CanonicalMIMEHeaderKey(f) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isReserved reports whether a canonical header name belongs to the
+// protocol: only the gateway sets Metro-*, and Nats-* are NATS's own.
+func isReserved(k string) bool {
+	return strings.HasPrefix(k, "Metro-") || strings.HasPrefix(k, "Nats-")
+}
+
+// Request is what a request message is made from.
+type Request struct {
+	Method      string
+	EscapedPath string
+	RawQuery    string
+	// Header holds the end-to-end headers to send; hop-by-hop and Metro-*
+	// headers in it are dropped.
+	Header    http.Header
+	RequestID string
+	Deadline  time.Time
+	Body      []byte
+}
+
+// Msg returns the NATS message for r on subject subj. Extra headers (the
+// gateway's X-Forwarded-*) are set after the copy, so nothing the client
+// sent can override them.
+func (r *Request) Msg(subj string, extra map[string]string) *nats.Msg {
+	h := make(nats.Header, len(r.Header)+len(extra)+6)
+	connection := r.Header["Connection"]
+	for k, v := range r.Header {
+		if isReserved(k) || isHop(k, connection) {
+			continue
+		}
+		h[k] = v
+	}
+	for k, v := range extra {
+		h[k] = []string{v}
+	}
+	h[HeaderVersion] = []string{Version}
+	h[HeaderMethod] = []string{r.Method}
+	h[HeaderPath] = []string{r.EscapedPath}
+	if r.RawQuery != "" {
+		h[HeaderQuery] = []string{r.RawQuery}
+	}
+	h[HeaderRequestID] = []string{r.RequestID}
+	if !r.Deadline.IsZero() {
+		h[HeaderDeadline] = []string{strconv.FormatInt(r.Deadline.UnixMilli(), 10)}
+	}
+	return &nats.Msg{Subject: subj, Header: h, Data: r.Body}
+}
+
+// RequestID returns the client's id when it is 1 to 128 bytes of
+// A-Z a-z 0-9 - _ . : + / =, and a new random id otherwise.
+func RequestID(client string) string {
+	if ValidRequestID(client) {
+		return client
+	}
+	return NewRequestID()
+}
+
+// ValidRequestID reports whether id may be passed on as a request id.
+func ValidRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:+/=", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// NewRequestID returns 128 random bits in hex.
+func NewRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Deadline reads Metro-Deadline from a request message; ok is false when
+// it is absent or malformed.
+func Deadline(h nats.Header) (time.Time, bool) {
+	v := Get(h, HeaderDeadline)
+	if v == "" {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// Get returns the first value of header k in h, matching the name without
+// regard to case: NATS keeps header case as sent, and clients in other
+// languages send what they like.
+func Get(h nats.Header, k string) string {
+	if v, ok := h[k]; ok && len(v) > 0 {
+		return v[0]
+	}
+	for name, v := range h {
+		if len(v) > 0 && strings.EqualFold(name, k) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// Errors of reading a reply.
+var ErrBadReply = errors.New("malformed reply")
+
+// Reply is a NATS reply read as an HTTP response.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// ServiceError is the Nats-Service-Error text of a micro error reply.
+	ServiceError string
+}
+
+// ReadReply reads a reply message (PROTOCOL.md section 3). It fails with
+// ErrBadReply when Metro-Status is not a three-digit status.
+func ReadReply(m *nats.Msg) (Reply, error) {
+	rep := Reply{Status: http.StatusOK, Body: m.Data}
+	var status, svcCode string
+	hasStatus := false
+	n := 0
+	for k := range m.Header {
+		if !isReserved(textproto.CanonicalMIMEHeaderKey(k)) {
+			n++
+		}
+	}
+	if n > 0 {
+		rep.Header = make(http.Header, n)
+	}
+	connection := m.Header["Connection"]
+	for k, v := range m.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		switch ck {
+		case HeaderStatus:
+			hasStatus = len(v) > 0
+			if hasStatus {
+				status = v[0]
+			}
+			continue
+		case HeaderServiceErrorCode:
+			if len(v) > 0 {
+				svcCode = v[0]
+			}
+			continue
+		case HeaderServiceError:
+			if len(v) > 0 {
+				rep.ServiceError = v[0]
+			}
+			continue
+		}
+		if isReserved(ck) || isHop(ck, connection) || len(v) == 0 {
+			continue
+		}
+		rep.Header[ck] = append(rep.Header[ck], v...)
+	}
+	switch {
+	case hasStatus:
+		code, ok := parseStatus(status)
+		if !ok {
+			return rep, &replyError{status}
+		}
+		rep.Status = code
+	case svcCode != "":
+		code, err := strconv.Atoi(svcCode)
+		if err != nil || code < 400 || code > 599 {
+			code = http.StatusInternalServerError
+		}
+		rep.Status = code
+		if rep.ServiceError == "" {
+			rep.ServiceError = "service error " + svcCode
+		}
+	}
+	return rep, nil
+}
+
+type replyError struct{ status string }
+
+func (e *replyError) Error() string {
+	return "reply has Metro-Status " + strconv.Quote(e.status) + ", not a status code"
+}
+func (e *replyError) Unwrap() error { return ErrBadReply }
+
+// parseStatus accepts exactly three digits, 200 to 599: informational
+// statuses cannot be the one reply to a request.
+func parseStatus(s string) (int, bool) {
+	if len(s) != 3 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n >= 200 && n <= 599
+}
+
+// Incoming is what a worker knows of the request it is handling, kept in
+// the handler's context so that calls it makes to other workers carry the
+// same request id and trace, and never outlive its deadline.
+type Incoming struct {
+	RequestID   string
+	TraceParent string
+	TraceState  string
+}
+
+type incomingKey struct{}
+
+// WithIncoming returns ctx carrying in.
+func WithIncoming(ctx context.Context, in *Incoming) context.Context {
+	return context.WithValue(ctx, incomingKey{}, in)
+}
+
+// IncomingFrom returns the incoming request of ctx, or nil.
+func IncomingFrom(ctx context.Context) *Incoming {
+	in, _ := ctx.Value(incomingKey{}).(*Incoming)
+	return in
+}

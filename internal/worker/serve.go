@@ -1,0 +1,234 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/wire"
+)
+
+// serve answers one request message, or leaves it unanswered when no route
+// of this worker matches it: NATS hands a message to one queue member of
+// whichever subscription matched, and another worker may own the route.
+func (w *Worker) serve(m *nats.Msg) {
+	start := time.Now()
+	req, cancel, err := w.request(m)
+	if err != nil {
+		w.log.Warn("malformed request message", "subject", m.Subject, "err", err)
+		w.replyProblem(m, http.StatusBadRequest, err.Error(), "")
+		return
+	}
+	defer cancel()
+	_, pattern := w.mux.Handler(req)
+	ep := w.byPattern[pattern]
+	if ep == nil && pattern != "" && !strings.HasSuffix(req.URL.Path, "/") {
+		// ServeMux redirects /tree to /tree/; both are one subject, so the
+		// request is served as /tree/ instead of looping on a redirect.
+		req.URL.Path += "/"
+		if req.URL.RawPath != "" {
+			req.URL.RawPath += "/"
+		}
+		_, pattern = w.mux.Handler(req)
+		ep = w.byPattern[pattern]
+	}
+	if ep == nil {
+		return
+	}
+	rw := &responseWriter{header: make(http.Header)}
+	status, ok := w.run(rw, req)
+	if !ok {
+		w.replyProblem(m, http.StatusInternalServerError, "the handler panicked", req.Header.Get(wire.HeaderRequestID))
+		status = http.StatusInternalServerError
+	} else {
+		w.reply(m, rw)
+	}
+	ep.stats.requests.Add(1)
+	ep.stats.nanos.Add(int64(time.Since(start)))
+	if status >= 500 {
+		ep.stats.errors.Add(1)
+		msg := strconv.Itoa(status) + " " + http.StatusText(status)
+		ep.stats.lastError.Store(&msg)
+	}
+}
+
+// run calls the handler through the mux (which fills PathValue) and turns
+// a panic into ok == false, so one bad request cannot stop the worker.
+func (w *Worker) run(rw *responseWriter, req *http.Request) (status int, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				return
+			}
+			w.log.Error("handler panic", "method", req.Method, "path", req.URL.Path, "panic", fmt.Sprint(r), "stack", stack())
+			status, ok = http.StatusInternalServerError, false
+		}
+	}()
+	w.mux.ServeHTTP(rw, req)
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	return rw.status, true
+}
+
+// request builds the *http.Request of a message. The subject is the truth
+// for method and path; Metro-Path only says whether the path ended in a
+// slash, which the subject cannot hold.
+func (w *Worker) request(m *nats.Msg) (*http.Request, context.CancelFunc, error) {
+	method, segs, err := subject.Parse(w.opts.Prefix, m.Subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := make(http.Header, len(m.Header))
+	for k, v := range m.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		h[ck] = append(h[ck], v...)
+	}
+	rawPath := subject.EscapePath(segs)
+	if len(segs) > 0 && strings.HasSuffix(h.Get(wire.HeaderPath), "/") {
+		rawPath += "/"
+	}
+	u := &url.URL{Path: decodedPath(segs, strings.HasSuffix(rawPath, "/") && len(segs) > 0), RawPath: rawPath, RawQuery: h.Get(wire.HeaderQuery)}
+	if u.EscapedPath() == u.Path {
+		u.RawPath = ""
+	}
+	in := &wire.Incoming{
+		RequestID:   h.Get(wire.HeaderRequestID),
+		TraceParent: h.Get("Traceparent"),
+		TraceState:  h.Get("Tracestate"),
+	}
+	if in.RequestID == "" {
+		in.RequestID = wire.NewRequestID()
+		h.Set(wire.HeaderRequestID, in.RequestID)
+	}
+	ctx := wire.WithIncoming(context.Background(), in)
+	cancel := context.CancelFunc(func() {})
+	if d, ok := wire.Deadline(m.Header); ok {
+		ctx, cancel = context.WithDeadline(ctx, d)
+	}
+	host := h.Get("X-Forwarded-Host")
+	if host == "" {
+		host = "metro"
+	}
+	req := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: int64(len(m.Data)),
+		Host:          host,
+		RequestURI:    u.RequestURI(),
+		RemoteAddr:    remoteAddr(h.Get("X-Forwarded-For")),
+	}
+	if len(m.Data) > 0 {
+		req.Body = readCloser{bytes.NewReader(m.Data)}
+	}
+	return req.WithContext(ctx), cancel, nil
+}
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+func decodedPath(segs []string, slash bool) string {
+	p := "/" + strings.Join(segs, "/")
+	if slash {
+		p += "/"
+	}
+	return p
+}
+
+// remoteAddr is the client's address as the gateway saw it: the last
+// entry of X-Forwarded-For, which the gateway itself appended.
+func remoteAddr(xff string) string {
+	if i := strings.LastIndexByte(xff, ','); i >= 0 {
+		xff = xff[i+1:]
+	}
+	return strings.TrimSpace(xff)
+}
+
+// responseWriter collects a handler's response: a NATS reply is one
+// message, so nothing is sent until the handler returns.
+type responseWriter struct {
+	header      http.Header
+	status      int
+	body        bytes.Buffer
+	wroteHeader bool
+}
+
+func (rw *responseWriter) Header() http.Header { return rw.header }
+
+func (rw *responseWriter) WriteHeader(code int) {
+	if rw.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 {
+		return // informational responses have no place in a single reply
+	}
+	rw.wroteHeader = true
+	rw.status = code
+}
+
+func (rw *responseWriter) Write(p []byte) (int, error) {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	if _, ok := rw.header["Content-Type"]; !ok && rw.body.Len() == 0 && len(p) > 0 {
+		// As net/http does, so a handler answers the same here as there.
+		rw.header.Set("Content-Type", http.DetectContentType(p))
+	}
+	return rw.body.Write(p)
+}
+
+// Flush is a no-op: the reply leaves when the handler returns. It exists
+// so handlers and middleware that flush keep working.
+func (rw *responseWriter) Flush() {}
+
+func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
+	status := rw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h := make(nats.Header, len(rw.header)+1)
+	for k, v := range rw.header {
+		if len(v) > 0 {
+			h[k] = v
+		}
+	}
+	if status != http.StatusOK {
+		h[wire.HeaderStatus] = []string{strconv.Itoa(status)}
+	}
+	body := rw.body.Bytes()
+	if w.maxReply > 0 && len(body)+4096 > w.maxReply {
+		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.maxReply), m.Header.Get(wire.HeaderRequestID))
+		return
+	}
+	if err := m.RespondMsg(&nats.Msg{Header: h, Data: body}); err != nil {
+		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
+	}
+}
+
+func (w *Worker) replyProblem(m *nats.Msg, status int, detail, requestID string) {
+	h := nats.Header{
+		wire.HeaderStatus: []string{strconv.Itoa(status)},
+		"Content-Type":    []string{wire.ProblemContentType},
+	}
+	if err := m.RespondMsg(&nats.Msg{Header: h, Data: wire.NewProblem(status, detail, requestID).Body()}); err != nil {
+		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
+	}
+}
