@@ -20,6 +20,9 @@ type Config struct {
 	// Dir is its directory, against which worker paths are resolved.
 	Path string `yaml:"-"`
 	Dir  string `yaml:"-"`
+
+	// lines maps each dotted key the file sets to its line, for messages.
+	lines map[string]int
 }
 
 // Gateway is the gateway block.
@@ -108,9 +111,3 @@ func Default() Config {
 		},
 	}
 }
-
-// Duration is a time.Duration written as "30s" in YAML.
-type Duration time.Duration
-
-// ByteSize is a size written as "1MiB", "512KB" or a plain number of bytes.
-type ByteSize int64

@@ -1,0 +1,76 @@
+package config
+
+import "errors"
+
+// Env lists the environment variables ApplyEnv reads and the key each
+// overrides. NATS_URL is spelled as every NATS tool spells it.
+var Env = []struct{ Var, Key string }{
+	{"METRO_LISTEN", "gateway.listen"},
+	{"METRO_ADMIN", "gateway.admin"},
+	{"METRO_PREFIX", "gateway.prefix"},
+	{"METRO_TIMEOUT", "gateway.timeout"},
+	{"METRO_MAX_BODY", "gateway.max_body"},
+	{"NATS_URL", "nats.url"},
+}
+
+// ApplyEnv overrides the file with the environment (an empty variable is
+// unset). A bad value is an *Error naming the variable, not the file,
+// since that is where the user must fix it. Pass os.Getenv; tests pass a
+// map's lookup.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var errs []error
+	for _, e := range Env {
+		v := getenv(e.Var)
+		if v == "" {
+			continue
+		}
+		if err := c.set(e.Key, v); err != nil {
+			errs = append(errs, &Error{File: c.Path, Key: e.Key, Env: e.Var, Msg: err.Error()})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// set assigns one overridable key from its string form, checked as the
+// file's value would be.
+func (c *Config) set(key, v string) error {
+	g := &c.Gateway
+	switch key {
+	case "gateway.listen":
+		if err := checkAddr(v, false); err != nil {
+			return err
+		}
+		g.Listen = v
+	case "gateway.admin":
+		if err := checkAddr(v, true); err != nil {
+			return err
+		}
+		g.Admin = v
+	case "gateway.prefix":
+		if err := CheckPrefix(v); err != nil {
+			return err
+		}
+		g.Prefix = v
+	case "gateway.timeout":
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			return errors.New("must be greater than 0")
+		}
+		g.Timeout = d
+	case "gateway.max_body":
+		b, err := ParseByteSize(v)
+		if err != nil {
+			return err
+		}
+		if b <= 0 {
+			return errors.New("must be greater than 0")
+		}
+		g.MaxBody = b
+	case "nats.url":
+		c.NATS.URL = v
+	}
+	return nil
+}
