@@ -1,0 +1,88 @@
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/devstate"
+)
+
+// Options are the settings of one metro tap run.
+type Options struct {
+	Server string // --server; else EnvURL; else the running metro dev
+	EnvURL string // NATS_URL
+	Dir    string // where to look for .metro/dev.json
+	Creds  string // --creds: a NATS credentials file
+	NKey   string // --nkey: a file holding an nkey seed
+
+	Prefix    string
+	PrefixSet bool // Prefix came from --prefix or METRO_PREFIX, not the default
+
+	Subjects []string      // NATS subjects or route patterns; none: everything
+	Buffer   int           // exchanges kept for display
+	JSON     bool          // NDJSON even on a terminal
+	Count    int           // exit after this many exchanges; 0: no limit
+	Timeout  time.Duration // exit after this long; 0: no limit
+}
+
+// ErrNoServer is returned when no NATS server is named and no metro dev runs.
+var ErrNoServer = errors.New("no NATS server to tap: pass --server URL, set NATS_URL, or start metro dev in this project")
+
+// Target is the server tap connects to and the prefix subjects are under.
+type Target struct {
+	URL    string
+	Prefix string
+	From   string // where URL came from: "--server", "NATS_URL" or the state file's path
+}
+
+// Resolve finds the server: --server, then NATS_URL, then the state file
+// of a metro dev running in Dir or above, which also supplies the prefix
+// unless one was given.
+func Resolve(o Options) (Target, error) {
+	t := Target{Prefix: o.Prefix}
+	switch {
+	case o.Server != "":
+		t.URL, t.From = o.Server, "--server"
+	case o.EnvURL != "":
+		t.URL, t.From = o.EnvURL, "NATS_URL"
+	default:
+		st, err := devstate.Find(o.Dir)
+		if errors.Is(err, devstate.ErrNotRunning) {
+			return t, ErrNoServer
+		}
+		if err != nil {
+			return t, fmt.Errorf("finding the running metro dev: %w", err)
+		}
+		if st.NATSURL == "" {
+			return t, fmt.Errorf("finding the running metro dev: %s names no NATS URL", devstate.RelPath)
+		}
+		t.URL, t.From = st.NATSURL, devstate.RelPath
+		if !o.PrefixSet {
+			t.Prefix = st.Prefix
+		}
+	}
+	return t, nil
+}
+
+// Connect connects to the server t names, with o's credentials.
+func Connect(o Options, t Target) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1)}
+	if o.Creds != "" {
+		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("reading nkey seed %s: %w", o.NKey, err)
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(t.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.URL, t.From, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,95 @@
+// Package tap watches metro traffic on NATS without taking part in it. It
+// subscribes plainly (never in a queue group, never answering) to request
+// subjects and to the inbox space, pairs each request with its reply by
+// reply subject, and hands each finished exchange on. It hides the
+// pairing, the deadlines that turn a silent request into a timeout, and
+// the bounded hand-off between message intake and whatever displays it.
+package tap
+
+import (
+	"time"
+)
+
+// Outcome says how an exchange ended.
+type Outcome uint8
+
+const (
+	// OK: a reply arrived (whatever its status).
+	OK Outcome = iota + 1
+	// Timeout: no reply before the request's deadline.
+	Timeout
+	// NoResponders: NATS said no one was subscribed to the request.
+	NoResponders
+	// Published: a message without a reply subject; nothing to wait for.
+	Published
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OK:
+		return "ok"
+	case Timeout:
+		return "timeout"
+	case NoResponders:
+		return "no_responders"
+	case Published:
+		return "published"
+	}
+	return "pending"
+}
+
+// Failed reports whether the exchange counts as an error: no reply, or a
+// server-side (5xx) status.
+func (e *Exchange) Failed() bool {
+	return e.Outcome == Timeout || e.Outcome == NoResponders || e.Status >= 500
+}
+
+// Message is one side of an exchange as tap keeps it.
+type Message struct {
+	Header map[string][]string
+	// Body holds at most MaxBody bytes of the payload; Size is its full length.
+	Body []byte
+	Size int
+}
+
+// Truncated reports whether Body holds less than the whole payload.
+func (m Message) Truncated() bool { return len(m.Body) < m.Size }
+
+// MaxBody is how much of each payload is kept for the detail view: enough
+// to read a JSON document, small enough that a full ring buffer of large
+// messages stays within tens of megabytes.
+const MaxBody = 8 << 10
+
+// Exchange is one request and its reply, or a request that got none.
+type Exchange struct {
+	Seq     uint64    // order of arrival at tap, from 1
+	Time    time.Time // when tap saw the request
+	Subject string
+	Reply   string // the reply subject, "" for a plain publish
+
+	// Method and Path are decoded from the subject (PROTOCOL.md section 1),
+	// or read from Metro-Method and Metro-Path when the subject is not a
+	// metro subject under the prefix; empty when neither says.
+	Method    string
+	Path      string
+	Query     string
+	RequestID string
+
+	Outcome Outcome
+	Status  int           // the HTTP status the reply carries; 0 without a reply
+	Latency time.Duration // request seen to reply seen (or to giving up)
+	Worker  string        // the service whose routes cover the subject, when exactly one does
+	Error   string        // Nats-Service-Error text, or why the reply is malformed
+
+	Request  Message
+	Response Message
+}
+
+// Target is what a row shows to identify the request: the decoded path,
+// or the raw subject when the subject is not a metro request.
+func (e *Exchange) Target() string {
+	if e.Path != "" {
+		return e.Path
+	}
+	return e.Subject
+}

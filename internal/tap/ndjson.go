@@ -1,0 +1,79 @@
+package tap
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Record is the NDJSON form of an exchange: one JSON object per line.
+type Record struct {
+	Time         time.Time `json:"time"`
+	Subject      string    `json:"subject"`
+	Method       string    `json:"method,omitempty"`
+	Path         string    `json:"path,omitempty"`
+	Query        string    `json:"query,omitempty"`
+	Status       int       `json:"status,omitempty"`
+	LatencyMS    float64   `json:"latency_ms"`
+	RequestBytes int       `json:"request_bytes"`
+	ReplyBytes   int       `json:"reply_bytes"`
+	RequestID    string    `json:"request_id,omitempty"`
+	Worker       string    `json:"worker,omitempty"`
+	Outcome      string    `json:"outcome"`
+	Error        string    `json:"error,omitempty"`
+}
+
+// NewRecord returns the NDJSON record of ex.
+func NewRecord(ex Exchange) Record {
+	return Record{
+		Time:         ex.Time,
+		Subject:      ex.Subject,
+		Method:       ex.Method,
+		Path:         ex.Path,
+		Query:        ex.Query,
+		Status:       ex.Status,
+		LatencyMS:    float64(ex.Latency.Microseconds()) / 1000,
+		RequestBytes: ex.Request.Size,
+		ReplyBytes:   ex.Response.Size,
+		RequestID:    ex.RequestID,
+		Worker:       ex.Worker,
+		Outcome:      ex.Outcome.String(),
+		Error:        ex.Error,
+	}
+}
+
+// WriteNDJSON runs in until ctx ends or count exchanges (0: no limit) are
+// written, writing one Record per line to w.
+func WriteNDJSON(ctx context.Context, in *Intake, w io.Writer, count int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := 0
+	var werr error
+	emit := func(ex Exchange) {
+		if werr != nil || count > 0 && n >= count {
+			return
+		}
+		if werr = enc.Encode(NewRecord(ex)); werr == nil {
+			// Flushed per line: a reader of the pipe sees each exchange as
+			// it happens, and --count exits with all of them written.
+			werr = bw.Flush()
+		}
+		n++
+		if werr != nil || count > 0 && n >= count {
+			cancel()
+		}
+	}
+	if err := in.Run(ctx, emit, nil); err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("writing exchanges: %w", werr)
+	}
+	return nil
+}

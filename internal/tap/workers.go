@@ -1,0 +1,83 @@
+package tap
+
+import (
+	"time"
+
+	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/subject"
+)
+
+// serviceTTL is how long a service's announcement counts after it was last
+// heard: a few discovery rounds, so one lost reply does not blank a column.
+const serviceTTL = 3 * workerRefresh
+
+// workerRefresh is how often running services are asked for their routes.
+const workerRefresh = 5 * time.Second
+
+// workerIndex tells which service (the queue group that answers) covers a
+// request subject, from the routes running services announce.
+type workerIndex struct {
+	services map[string]seenService // by instance id
+	cache    map[string]string      // subject -> worker name, "" unknown
+}
+
+type seenService struct {
+	svc  discovery.Service
+	seen time.Time
+}
+
+func newWorkerIndex() *workerIndex {
+	return &workerIndex{services: map[string]seenService{}, cache: map[string]string{}}
+}
+
+func (w *workerIndex) add(s discovery.Service, now time.Time) {
+	_, known := w.services[s.ID]
+	w.services[s.ID] = seenService{svc: s, seen: now}
+	if !known {
+		clear(w.cache)
+	}
+}
+
+func (w *workerIndex) prune(now time.Time) {
+	for id, s := range w.services {
+		if now.Sub(s.seen) > serviceTTL {
+			delete(w.services, id)
+			clear(w.cache)
+		}
+	}
+}
+
+// lookup names the one service whose routes match subj; when none or
+// several (distinct queue groups each get a copy) do, the worker is unknown.
+func (w *workerIndex) lookup(subj string) string {
+	if len(w.services) == 0 {
+		return ""
+	}
+	if name, ok := w.cache[subj]; ok {
+		return name
+	}
+	name := ""
+services:
+	for _, s := range w.services {
+		for _, r := range s.svc.Routes {
+			if !subject.Matches(r.Subject, subj) {
+				continue
+			}
+			if name != "" && name != s.svc.Name {
+				name = ""
+				break services
+			}
+			name = s.svc.Name
+		}
+	}
+	// Subjects carry path parameters, so the cache is bounded by wiping it.
+	if len(w.cache) >= 4096 {
+		clear(w.cache)
+	}
+	w.cache[subj] = name
+	return name
+}
+
+// AddService records a service's announcement, so that requests on its
+// routes name it as their worker.
+func (p *Pairer) AddService(s discovery.Service, now time.Time) { p.workers.add(s, now) }

@@ -1,0 +1,103 @@
+// Package tui is metro tap's front end: a bubbletea program showing
+// exchanges live on a terminal, or NDJSON when stdout is not one. It
+// hides the screen layout, the keys, and how display batches are taken
+// from intake so that rendering never slows intake down.
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+
+	"github.com/metropolis-dev/metro/internal/iostreams"
+	"github.com/metropolis-dev/metro/internal/tap"
+)
+
+// Run is metro tap: it connects, subscribes, and shows exchanges until ctx
+// ends, opts.Timeout passes or (NDJSON) opts.Count exchanges are written.
+func Run(ctx context.Context, ios *iostreams.IOStreams, opts tap.Options) error {
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	target, err := tap.Resolve(opts)
+	if err != nil {
+		return err
+	}
+	// Arguments are checked before connecting: a typo is a misuse whether
+	// or not a server is up.
+	if _, _, err := tap.Subscriptions(target.Prefix, opts.Subjects); err != nil {
+		return err
+	}
+	nc, err := tap.Connect(opts, target)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	in, err := tap.Subscribe(nc, target.Prefix, opts.Subjects)
+	if err != nil {
+		return err
+	}
+	subjects := strings.Join(in.Subjects(), " ")
+
+	if opts.JSON || !ios.IsStdoutTTY() {
+		log := slog.New(slog.NewTextHandler(ios.ErrOut, nil))
+		log.Info("tapping", "server", target.URL, "subjects", subjects, "prefix", target.Prefix)
+		return tap.WriteNDJSON(ctx, in, ios.Out, opts.Count)
+	}
+
+	if !ios.ColorEnabled() {
+		lipgloss.SetColorProfile(termenv.Ascii)
+	}
+	title := target.URL + "  " + subjects
+	if target.Prefix != "" {
+		title += "  prefix " + target.Prefix
+	}
+	return runProgram(ctx, ios, in, Config{Title: title, Buffer: opts.Buffer, Tick: DefaultTick})
+}
+
+// runProgram runs intake and the bubbletea program side by side; each
+// stops the other, and both are waited for.
+func runProgram(ctx context.Context, ios *iostreams.IOStreams, in *tap.Intake, cfg Config) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	feed := tap.NewFeed(cfg.Buffer)
+	var wg sync.WaitGroup
+	var intakeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		intakeErr = in.Run(ctx, feed.Add, feed.SetIntake)
+	}()
+
+	p := tea.NewProgram(New(feed, cfg),
+		tea.WithContext(ctx),
+		tea.WithAltScreen(),
+		tea.WithInput(ios.In),
+		tea.WithOutput(ios.Out),
+	)
+	_, err := p.Run()
+	cancel()
+	wg.Wait()
+	if errors.Is(err, tea.ErrProgramKilled) {
+		// Stopped through ctx: a signal, --timeout, or intake ending
+		// (whose error, if any, is reported below).
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("running the display: %w", err)
+	}
+	if intakeErr != nil {
+		return fmt.Errorf("tapping: %w", intakeErr)
+	}
+	return nil
+}
