@@ -58,7 +58,11 @@ type Worker struct {
 	Watch    []string          `yaml:"watch"`
 	Env      map[string]string `yaml:"env"`
 	Replicas int               `yaml:"replicas"`
-	Image    string            `yaml:"image"` // deploy: overrides REGISTRY/NAME
+	Image    string            `yaml:"image"` // deploy: overrides REGISTRY/NAME-WORKER:TAG
+	// MaxReplicas, when above Replicas, gives the worker an autoscaler
+	// (deploy); Resources overrides deploy.workers.resources field by field.
+	MaxReplicas int        `yaml:"max_replicas"`
+	Resources   *Resources `yaml:"resources"`
 	// Line is where the worker is declared in the file, for messages.
 	Line int `yaml:"-"`
 }
@@ -71,7 +75,46 @@ type Deploy struct {
 	Ingress   *Ingress      `yaml:"ingress"`
 	NATS      DeployNATS    `yaml:"nats"`
 	Gateway   DeployGateway `yaml:"gateway"`
-	Monitor   bool          `yaml:"service_monitor"`
+	Workers   DeployWorkers `yaml:"workers"`
+	// Monitor emits a Prometheus Operator ServiceMonitor for the gateway
+	// instead of prometheus.io/* scrape annotations.
+	Monitor bool `yaml:"service_monitor"`
+}
+
+// Resources are a container's requests and limits, in Kubernetes quantity
+// syntax ("100m", "64Mi").
+type Resources struct {
+	Requests ResourceList `yaml:"requests"`
+	Limits   ResourceList `yaml:"limits"`
+}
+
+// ResourceList is a CPU and memory quantity; empty means unset.
+type ResourceList struct {
+	CPU    string `yaml:"cpu"`
+	Memory string `yaml:"memory"`
+}
+
+// Merge returns r with every field that o sets replaced by o's.
+func (r Resources) Merge(o *Resources) Resources {
+	if o == nil {
+		return r
+	}
+	pick := func(a, b string) string {
+		if b != "" {
+			return b
+		}
+		return a
+	}
+	r.Requests.CPU = pick(r.Requests.CPU, o.Requests.CPU)
+	r.Requests.Memory = pick(r.Requests.Memory, o.Requests.Memory)
+	r.Limits.CPU = pick(r.Limits.CPU, o.Limits.CPU)
+	r.Limits.Memory = pick(r.Limits.Memory, o.Limits.Memory)
+	return r
+}
+
+// DeployWorkers holds what every worker Deployment shares.
+type DeployWorkers struct {
+	Resources Resources `yaml:"resources"`
 }
 
 // Ingress is the optional ingress of the gateway.
@@ -83,14 +126,18 @@ type Ingress struct {
 
 // DeployNATS sizes the NATS cluster metro deploys when nats.url is empty.
 type DeployNATS struct {
-	Replicas int    `yaml:"replicas"`
-	Image    string `yaml:"image"`
+	Replicas  int       `yaml:"replicas"`
+	Image     string    `yaml:"image"`
+	Resources Resources `yaml:"resources"`
 }
 
 // DeployGateway sizes the gateway Deployment.
+// An autoscaler is emitted when MaxReplicas is above Replicas.
 type DeployGateway struct {
-	Replicas    int `yaml:"replicas"`
-	MaxReplicas int `yaml:"max_replicas"`
+	Replicas    int       `yaml:"replicas"`
+	MaxReplicas int       `yaml:"max_replicas"`
+	Image       string    `yaml:"image"` // overrides REGISTRY/NAME-gateway:TAG
+	Resources   Resources `yaml:"resources"`
 }
 
 // Default returns the built-in defaults: the one place they are written.
@@ -105,9 +152,21 @@ func Default() Config {
 		},
 		NATS: NATS{Port: 4222},
 		Deploy: Deploy{
-			NATS:    DeployNATS{Replicas: 3, Image: "nats:2.12-alpine"},
-			Gateway: DeployGateway{Replicas: 2, MaxReplicas: 10},
-			Tag:     "latest",
+			NATS: DeployNATS{Replicas: 3, Image: "nats:2.12-alpine", Resources: Resources{
+				Requests: ResourceList{CPU: "100m", Memory: "128Mi"},
+				Limits:   ResourceList{Memory: "512Mi"},
+			}},
+			Gateway: DeployGateway{Replicas: 2, MaxReplicas: 10, Resources: Resources{
+				Requests: ResourceList{CPU: "100m", Memory: "64Mi"},
+				Limits:   ResourceList{Memory: "256Mi"},
+			}},
+			// No CPU limits by default: throttling a latency-sensitive
+			// process hurts more than it protects; memory limits stay.
+			Workers: DeployWorkers{Resources: Resources{
+				Requests: ResourceList{CPU: "50m", Memory: "32Mi"},
+				Limits:   ResourceList{Memory: "256Mi"},
+			}},
+			Tag: "latest",
 		},
 	}
 }

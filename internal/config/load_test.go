@@ -146,6 +146,7 @@ func TestLoadErrors(t *testing.T) {
 		{"both path and run", "workers:\n  catalog:\n    path: ./catalog\n    run: node x.js\n", []string{"metro.yaml:2: workers.catalog: has both path and run"}},
 		{"neither path nor run", "workers:\n  catalog: {env: {A: b}}\n", []string{"metro.yaml:2: workers.catalog: needs path"}},
 		{"negative replicas", "workers:\n  catalog:\n    path: ./catalog\n    replicas: -2\n", []string{"metro.yaml:4: workers.catalog.replicas: -2 is negative"}},
+		{"max_replicas below replicas", "workers:\n  catalog:\n    path: ./catalog\n    replicas: 3\n    max_replicas: 2\n", []string{"metro.yaml:5: workers.catalog.max_replicas: 2 is less than replicas (3)"}},
 		{"bad listen", "gateway:\n  listen: 8080\n", []string{`metro.yaml:2: gateway.listen: "8080" is not host:port`}},
 		{"bad admin port", "gateway:\n  admin: \":99999\"\n", []string{`metro.yaml:2: gateway.admin: ":99999": port "99999" is not a number`}},
 		{"prefix wildcard", "gateway:\n  prefix: api.*\n", []string{"metro.yaml:2: gateway.prefix: \"api.*\" contains a wildcard"}},

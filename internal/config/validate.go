@@ -98,6 +98,9 @@ func (c *Config) validateWorker(name string, w Worker) []error {
 	if w.Replicas < 0 {
 		add(key+".replicas", "%d is negative", w.Replicas)
 	}
+	if w.MaxReplicas != 0 && w.MaxReplicas < max(w.Replicas, 1) {
+		add(key+".max_replicas", "%d is less than replicas (%d)", w.MaxReplicas, max(w.Replicas, 1))
+	}
 	for i, g := range w.Watch {
 		if _, err := filepath.Match(g, ""); err != nil {
 			add(fmt.Sprintf("%s.watch[%d]", key, i), "%q is not a valid glob", g)
