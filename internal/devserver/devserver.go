@@ -1,0 +1,420 @@
+// Package devserver is `metro dev`: the whole project on one machine. It
+// hides an embedded nats-server, the gateway running in process, one
+// child process per worker replica (each in its own process group, its
+// output prefixed line by line), Go builds, file watching, reloads that
+// replace a worker without dropping a request, crash restarts with
+// backoff, and an orderly shutdown that leaves no process behind.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/discovery"
+)
+
+// Options is what a metro dev run needs.
+type Options struct {
+	// Dir is where the search for metro.yaml starts.
+	Dir string
+	// Listen overrides gateway.listen for this run ("" keeps the file's).
+	Listen string
+	// NATSPort overrides nats.port for this run (nil keeps the file's).
+	NATSPort *int
+	// Out gets all output: the banner and every process's lines.
+	Out   io.Writer
+	Color bool
+	// Getenv reads METRO_* and NATS_URL overrides (default os.Getenv).
+	Getenv func(string) string
+	// Grace is how long a stopped process may drain before SIGKILL
+	// (default 5s).
+	Grace time.Duration
+	// Quiet is how long file events must pause before a rebuild
+	// (default 100ms).
+	Quiet time.Duration
+	// ReadyTimeout bounds the wait for workers to announce themselves
+	// before the banner is printed anyway (default 30s).
+	ReadyTimeout time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultGrace        = 5 * time.Second
+	DefaultQuiet        = 100 * time.Millisecond
+	DefaultReadyTimeout = 30 * time.Second
+)
+
+// Run loads the project, starts everything and serves until ctx ends;
+// then it stops the gateway, the workers (SIGTERM, SIGKILL after the
+// grace period, sooner on a second SIGINT/SIGTERM) and NATS, and returns
+// nil. Errors are for what prevents the start: config, ports, NATS.
+func Run(ctx context.Context, o Options) error {
+	began := time.Now()
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	o.Grace = cmpOr(o.Grace, DefaultGrace)
+	o.Quiet = cmpOr(o.Quiet, DefaultQuiet)
+	o.ReadyTimeout = cmpOr(o.ReadyTimeout, DefaultReadyTimeout)
+
+	cfg, err := loadConfig(o)
+	if err != nil {
+		return err
+	}
+	specs, err := resolveWorkers(cfg)
+	if err != nil {
+		return err
+	}
+	names := []string{"dev", "gateway"}
+	for _, s := range specs {
+		for i := range s.replicas {
+			names = append(names, s.procName(i))
+		}
+	}
+	con := newConsole(o.Out, o.Color, names)
+
+	natsURL, monitor := cfg.NATS.URL, ""
+	if natsURL == "" {
+		ns, err := startNATS(cfg.NATS.Port)
+		if errors.Is(err, ErrPortInUse) {
+			if o.NATSPort != nil {
+				return fmt.Errorf("--nats-port %d: port in use (another metro dev or nats-server?); try --nats-port 0 for a free one", cfg.NATS.Port)
+			}
+			return cfg.Errorf("nats.port", "port %d is in use (another metro dev or nats-server?); change nats.port, or run with --nats-port 0 for a free one", cfg.NATS.Port)
+		}
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
+		natsURL, monitor = ns.ClientURL(), monitorURL(ns)
+	}
+	for i := range specs {
+		specs[i].env = append(specs[i].env, "NATS_URL="+natsURL, "METRO_PREFIX="+cfg.Gateway.Prefix)
+	}
+
+	nc, err := nats.Connect(natsURL, nats.Name("metro dev"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", natsURL, err)
+	}
+	defer nc.Close()
+
+	gwLog := slog.New(slog.NewTextHandler(con.writer("gateway"), nil))
+	gw, err := startGateway(nc, cfg, gwLog)
+	if err != nil {
+		return err
+	}
+	gwCtx, gwStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer gwStop()
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(gwCtx) }()
+
+	d := &session{
+		cfg:     cfg,
+		con:     con,
+		nc:      nc,
+		natsURL: natsURL,
+		monitor: monitor,
+		gwURL:   httpURL(gw.Addr()),
+		admURL:  httpURL(gw.AdminAddr()),
+		force:   make(chan struct{}),
+	}
+	wctx, wstop := context.WithCancel(context.WithoutCancel(ctx))
+	defer wstop()
+	var wg sync.WaitGroup
+	for _, s := range specs {
+		r := newRunner(s, con, pinger{nc}, o.Grace, o.Quiet, d.force, d.writeState)
+		d.runners = append(d.runners, r)
+	}
+	for _, r := range d.runners {
+		wg.Go(func() { r.run(wctx) })
+	}
+	wg.Go(func() { d.announce(wctx, began, o.ReadyTimeout) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-gwDone:
+		gwDone <- nil // for the shutdown below
+		if runErr == nil {
+			runErr = errors.New("the gateway stopped")
+		}
+	}
+
+	// Shutdown. A second signal cuts every grace period short.
+	con.printf("stopping (Ctrl-C again to force)")
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-sigs:
+			con.printf("forcing")
+			close(d.force)
+		case <-stopped:
+		}
+	}()
+	gwStop()
+	select {
+	case <-gwDone:
+	case <-d.force:
+	}
+	wstop()
+	wg.Wait()
+	if err := devstate.Remove(cfg.Dir); err != nil {
+		con.printf("%v", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("running the gateway: %w", runErr)
+	}
+	con.printf("stopped")
+	return nil
+}
+
+func cmpOr(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// loadConfig reads metro.yaml and applies the environment and flags.
+func loadConfig(o Options) (*config.Config, error) {
+	cfg, err := config.LoadDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.ApplyEnv(o.Getenv); err != nil {
+		return nil, err
+	}
+	if o.Listen != "" {
+		cfg.Gateway.Listen = o.Listen
+	}
+	if o.NATSPort != nil {
+		if p := *o.NATSPort; p < 0 || p > 65535 {
+			return nil, fmt.Errorf("--nats-port %d is not a port (0 to 65535; 0 picks a free one)", p)
+		}
+		cfg.NATS.Port = *o.NATSPort
+	}
+	if len(cfg.Workers) == 0 {
+		return nil, cfg.Errorf("workers", "no workers to run (add one with metro new worker NAME)")
+	}
+	return cfg, nil
+}
+
+// resolveWorkers turns the workers of cfg into specs, sorted by name.
+func resolveWorkers(cfg *config.Config) ([]workerSpec, error) {
+	var specs []workerSpec
+	for _, name := range slices.Sorted(maps.Keys(cfg.Workers)) {
+		w := cfg.Workers[name]
+		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run}
+		abs := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
+			}
+			return filepath.Join(cfg.Dir, p)
+		}
+		key := "workers." + name
+		if w.Path != "" {
+			s.pkg = abs(w.Path)
+			if fi, err := os.Stat(s.pkg); err != nil || !fi.IsDir() {
+				return nil, cfg.Errorf(key+".path", "%s is not a directory", w.Path)
+			}
+			s.dir = s.pkg
+			s.bin = filepath.Join(cfg.Dir, ".metro", "bin", name)
+		} else {
+			s.dir = cfg.Dir
+		}
+		if w.Dir != "" {
+			s.dir = abs(w.Dir)
+		}
+		for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+			s.env = append(s.env, k+"="+w.Env[k])
+		}
+		s.watch = watchSet{tree: s.dir, globs: w.Watch}
+		if s.pkg != "" {
+			s.watch.tree = s.pkg
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// session is the state shared by a run's parts once everything started.
+type session struct {
+	cfg     *config.Config
+	con     *console
+	nc      *nats.Conn
+	natsURL string
+	monitor string
+	gwURL   string
+	admURL  string
+	runners []*runner
+	force   chan struct{}
+
+	mu    sync.Mutex
+	ready bool // the state file is written
+}
+
+// writeState rewrites .metro/dev.json once the session is ready, so the
+// pids in it follow reloads and restarts.
+func (d *session) writeState() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.ready {
+		return
+	}
+	st := devstate.State{
+		NATSURL:    d.natsURL,
+		GatewayURL: d.gwURL,
+		AdminURL:   d.admURL,
+		Prefix:     d.cfg.Gateway.Prefix,
+		PID:        os.Getpid(),
+		Workers:    map[string][]int{},
+	}
+	for _, r := range d.runners {
+		st.Workers[r.spec.name] = r.pids()
+	}
+	if err := devstate.Write(d.cfg.Dir, st); err != nil {
+		d.con.printf("%v", err)
+	}
+}
+
+// announce waits until every worker that built has announced its
+// service (all replicas), then prints the banner and writes the state file.
+func (d *session) announce(ctx context.Context, began time.Time, timeout time.Duration) {
+	for _, r := range d.runners {
+		select {
+		case <-r.started:
+		case <-ctx.Done():
+			return
+		}
+	}
+	want := map[string]int{}
+	for _, r := range d.runners {
+		if r.state.Load() == "running" {
+			want[r.spec.name] = r.spec.replicas
+		}
+	}
+	seen := map[string]int{}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	err := pinger{d.nc}.rounds(wctx, "$SRV.PING", func(round map[string]string) bool {
+		clear(seen)
+		for _, name := range round {
+			seen[name]++
+		}
+		for name, n := range want {
+			if seen[name] < n {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	var notes []string
+	for _, r := range d.runners {
+		name := r.spec.name
+		switch {
+		case r.state.Load() == "build failed":
+			notes = append(notes, name+": build failed; fix it and save to retry")
+		case err != nil && seen[name] == 0:
+			r.registers.Store(false)
+			notes = append(notes, fmt.Sprintf("%s: announced no service named %q within %s; it runs, and reloads without waiting for one", name, name, timeout))
+		case err != nil && seen[name] < r.spec.replicas:
+			notes = append(notes, fmt.Sprintf("%s: %d of %d replicas announced themselves", name, seen[name], r.spec.replicas))
+		}
+	}
+	svcs, _ := discovery.Collect(ctx, d.nc, d.cfg.Gateway.Prefix, 250*time.Millisecond)
+	if ctx.Err() != nil {
+		return
+	}
+	d.con.raw(banner(bannerInfo{
+		elapsed: time.Since(began),
+		gateway: d.gwURL,
+		admin:   d.admURL,
+		nats:    d.natsURL,
+		monitor: d.monitor,
+		rows:    routeRows(svcs),
+		notes:   notes,
+	}))
+	d.mu.Lock()
+	d.ready = true
+	d.mu.Unlock()
+	d.writeState()
+}
+
+// bannerInfo is what the ready banner shows.
+type bannerInfo struct {
+	elapsed                       time.Duration
+	gateway, admin, nats, monitor string
+	rows                          []RouteRow
+	notes                         []string
+}
+
+func banner(b bannerInfo) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n  metro dev ready in %s\n\n", fmtDuration(b.elapsed))
+	fmt.Fprintf(&sb, "  gateway  %s\n", b.gateway)
+	if b.admin != "" {
+		fmt.Fprintf(&sb, "  admin    %s\n", b.admin)
+	}
+	fmt.Fprintf(&sb, "  nats     %s", b.nats)
+	if b.monitor != "" {
+		fmt.Fprintf(&sb, "  (monitoring %s)", b.monitor)
+	}
+	sb.WriteString("\n\n")
+	if len(b.rows) == 0 {
+		sb.WriteString("  no routes announced yet\n")
+	} else {
+		writeRouteTable(&sb, b.rows, "  ", false)
+	}
+	if len(b.notes) > 0 {
+		sb.WriteString("\n")
+		sort.Strings(b.notes)
+		for _, n := range b.notes {
+			fmt.Fprintf(&sb, "  ! %s\n", n)
+		}
+	}
+	sb.WriteString("\n")
+	return sb.String()
+}
+
+// httpURL turns a listen address into a URL a browser can open.
+func httpURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

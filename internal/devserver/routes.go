@@ -1,0 +1,149 @@
+package devserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/discovery"
+)
+
+// RouteRow is one line of the route table: a route and who serves it.
+type RouteRow struct {
+	Method   string `json:"method"` // "" for every method
+	Path     string `json:"path"`
+	Worker   string `json:"worker"`
+	Replicas int    `json:"replicas"`
+	Subject  string `json:"subject"`
+}
+
+// routeRows folds service instances into one row per route and service,
+// counting the instances that announce it.
+func routeRows(svcs []discovery.Service) []RouteRow {
+	type key struct{ method, path, worker, subject string }
+	count := map[key]int{}
+	for _, s := range svcs {
+		seen := map[key]bool{}
+		for _, r := range s.Routes {
+			path := r.Pattern
+			if r.Method != "" {
+				path = strings.TrimPrefix(path, r.Method+" ")
+			}
+			k := key{r.Method, path, s.Name, r.Subject}
+			if !seen[k] {
+				seen[k] = true
+				count[k]++
+			}
+		}
+	}
+	rows := make([]RouteRow, 0, len(count))
+	for k, n := range count {
+		rows = append(rows, RouteRow{Method: k.method, Path: k.path, Worker: k.worker, Replicas: n, Subject: k.subject})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		if a.Method != b.Method {
+			return a.Method < b.Method
+		}
+		return a.Worker < b.Worker
+	})
+	return rows
+}
+
+// writeRouteTable writes rows as an aligned table, indented by indent.
+func writeRouteTable(w io.Writer, rows []RouteRow, indent string, subjects bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "METHOD\tPATH\tWORKER\tREPLICAS"
+	if subjects {
+		head += "\tSUBJECT"
+	}
+	fmt.Fprintln(tw, indent+head)
+	for _, r := range rows {
+		m := r.Method
+		if m == "" {
+			m = "*"
+		}
+		line := indent + m + "\t" + r.Path + "\t" + r.Worker + "\t" + strconv.Itoa(r.Replicas)
+		if subjects {
+			line += "\t" + r.Subject
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush() //nolint:errcheck
+}
+
+// RoutesOptions is what `metro routes` needs.
+type RoutesOptions struct {
+	// Server is a NATS URL; "" means $NATS_URL, then the .metro/dev.json
+	// of a running metro dev found from Dir upward.
+	Server string
+	Dir    string
+	Getenv func(string) string
+	JSON   bool // JSON even on a terminal
+	TTY    bool // stdout is a terminal: a table unless JSON
+	Out    io.Writer
+	// Wait is how long services get to answer (default 500ms).
+	Wait time.Duration
+}
+
+// ErrNoServer is returned when routes has no NATS server to ask.
+var ErrNoServer = errors.New("no NATS server to ask: run metro dev here, or give --server or NATS_URL")
+
+// Routes prints the route table that running services announce now.
+func Routes(ctx context.Context, o RoutesOptions) error {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Wait <= 0 {
+		o.Wait = 500 * time.Millisecond
+	}
+	url, prefix := o.Server, o.Getenv("METRO_PREFIX")
+	if url == "" {
+		url = o.Getenv("NATS_URL")
+	}
+	if url == "" {
+		st, err := devstate.Find(o.Dir)
+		if errors.Is(err, devstate.ErrNotRunning) {
+			return ErrNoServer
+		}
+		if err != nil {
+			return err
+		}
+		url, prefix = st.NATSURL, st.Prefix
+	}
+	nc, err := nats.Connect(url, nats.Name("metro routes"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	defer nc.Close()
+	svcs, err := discovery.Collect(ctx, nc, prefix, o.Wait)
+	if err != nil {
+		return fmt.Errorf("asking services for their routes: %w", err)
+	}
+	rows := routeRows(svcs)
+	if o.JSON || !o.TTY {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(o.Out, "no routes: no running service announces one")
+		return nil
+	}
+	writeRouteTable(o.Out, rows, "", true)
+	return nil
+}
