@@ -26,8 +26,9 @@ type Route struct {
 	Parts  []Part
 }
 
-// ParsePattern parses "METHOD /path" or "/path". A trailing slash or a
-// {name...} wildcard makes a tail; {$} ends a pattern exactly.
+// ParsePattern parses "METHOD /path" or "/path". As in ServeMux, a trailing
+// slash or a {name...} wildcard makes a tail ("/" alone matches every path)
+// and {$} ends a pattern exactly ("/{$}" is the root alone).
 func ParsePattern(pattern string) (Route, error) {
 	var r Route
 	rest := pattern
@@ -41,13 +42,12 @@ func ParsePattern(pattern string) (Route, error) {
 		return r, fail(ErrPattern, "%q: path must start with / (hosts are not supported)", pattern)
 	}
 	segs := strings.Split(rest[1:], "/")
+	var names []string
 	for i, s := range segs {
 		last := i == len(segs)-1
 		switch {
 		case s == "" && last:
-			if i > 0 { // "/users/" matches everything below /users
-				r.Parts = append(r.Parts, Part{Kind: Tail})
-			}
+			r.Parts = append(r.Parts, Part{Kind: Tail})
 		case s == "":
 			return r, fail(ErrPattern, "%q: empty segment", pattern)
 		case s == "{$}":
@@ -62,6 +62,14 @@ func ParsePattern(pattern string) (Route, error) {
 			if tail && !last {
 				return r, fail(ErrPattern, "%q: %s must be the last segment", pattern, s)
 			}
+			// ServeMux refuses a pattern that names a wildcard twice, so a
+			// worker could not register it.
+			for _, n := range names {
+				if n == name {
+					return r, fail(ErrPattern, "%q: wildcard name %q used twice", pattern, name)
+				}
+			}
+			names = append(names, name)
 			kind := Param
 			if tail {
 				kind = Tail
@@ -80,6 +88,10 @@ func ParsePattern(pattern string) (Route, error) {
 			}
 			r.Parts = append(r.Parts, Part{Kind: Literal, Value: string(dec)})
 		}
+	}
+	if n := len(r.Parts); n > MaxSegments && !(n == MaxSegments+1 && r.HasTail()) {
+		// No request path has that many segments, so it could never match.
+		return r, fail(ErrPattern, "%q: over %d segments", truncate(pattern), MaxSegments)
 	}
 	return r, nil
 }
@@ -126,7 +138,7 @@ func (r Route) HasTail() bool {
 // also covers the method token), and "*" for a route without a method.
 func (r Route) Subscription(prefix string) (string, error) {
 	if r.HasTail() && len(r.Parts) == 1 && prefix == "" {
-		return "", fail(ErrPattern, "%q would subscribe to every subject; give it a literal first segment or set a prefix", r.String())
+		return "", fail(ErrPattern, "%q would subscribe to every subject; use /{$} for the root alone, start with a literal segment, or set a prefix", r.String())
 	}
 	var b []byte
 	if prefix != "" {
@@ -145,14 +157,24 @@ func (r Route) Subscription(prefix string) (string, error) {
 		case Param:
 			b = append(b, '*')
 		case Tail:
-			return string(append(b, '>')), nil
+			b = append(b, '>')
+			return checkSubscription(r, b)
 		}
 		b = append(b, '.')
 	}
 	if r.Method == "" {
-		return string(append(b, '*')), nil
+		b = append(b, '*')
+	} else {
+		b = append(b, r.Method...)
 	}
-	return string(append(b, r.Method...)), nil
+	return checkSubscription(r, b)
+}
+
+func checkSubscription(r Route, b []byte) (string, error) {
+	if len(b) > MaxSubjectBytes {
+		return "", fail(ErrPattern, "%q: subscription would be %d bytes, over %d", truncate(r.String()), len(b), MaxSubjectBytes)
+	}
+	return string(b), nil
 }
 
 // String formats the route as a ServeMux pattern.
@@ -163,7 +185,7 @@ func (r Route) String() string {
 		b.WriteByte(' ')
 	}
 	if len(r.Parts) == 0 {
-		b.WriteByte('/')
+		b.WriteString("/{$}")
 	}
 	for _, p := range r.Parts {
 		b.WriteByte('/')
@@ -203,10 +225,10 @@ func RouteFromSubscription(prefix, subj string) (Route, error) {
 		r.Method = last
 		toks = toks[:len(toks)-1]
 	default:
-		return r, fail(ErrSubject, "subject %q does not end in a method, * or >", subj)
+		return r, fail(ErrSubject, "subject %q does not end in a method, * or >", truncate(subj))
 	}
 	if len(toks) > MaxSegments {
-		return r, fail(ErrSubject, "subject %q has too many tokens", subj)
+		return r, fail(ErrSubject, "subject %q has too many tokens", truncate(subj))
 	}
 	params := 0
 	for _, t := range toks {
@@ -218,6 +240,12 @@ func RouteFromSubscription(prefix, subj string) (Route, error) {
 		s, err := DecodeToken(t)
 		if err != nil {
 			return r, err
+		}
+		if s == "." || s == ".." {
+			return r, fail(ErrSubject, "subject %q has a dot segment", truncate(subj))
+		}
+		if len(r.Parts) == 0 && prefix == "" && isInbox([]byte(t)) {
+			return r, fail(ErrSubject, "subject %q is in the inbox space", truncate(subj))
 		}
 		r.Parts = append(r.Parts, Part{Kind: Literal, Value: s})
 	}

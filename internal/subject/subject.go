@@ -19,6 +19,13 @@ const (
 	MaxPathBytes   = 4096
 	MaxSegments    = 64
 	MaxMethodBytes = 20
+
+	// MaxSubjectBytes bounds a whole subject, prefix included. nats-server
+	// closes a client whose protocol line (HPUB subject reply sizes) is over
+	// max_control_line, 4096 bytes by default, so one request whose path
+	// expands on encoding (each "!" becomes "%21") would otherwise cut the
+	// gateway off NATS. The margin leaves room for the reply inbox and sizes.
+	MaxSubjectBytes = 3840
 )
 
 // Errors callers branch on; each maps to one HTTP status.
@@ -79,7 +86,20 @@ func ValidMethod(m string) bool {
 
 // Append appends to dst the subject for method and the escaped path of a
 // request (Go: r.URL.EscapedPath()). It allocates nothing beyond growing dst.
+// On error it returns dst as it was, so a caller can reuse its buffer.
 func Append(dst []byte, prefix, method, escapedPath string) ([]byte, error) {
+	orig := len(dst)
+	out, err := appendSubject(dst, prefix, method, escapedPath)
+	if err != nil {
+		return out[:orig], err
+	}
+	if n := len(out) - orig; n > MaxSubjectBytes {
+		return out[:orig], fail(ErrTooLong, "subject would be %d bytes, over %d", n, MaxSubjectBytes)
+	}
+	return out, nil
+}
+
+func appendSubject(dst []byte, prefix, method, escapedPath string) ([]byte, error) {
 	if !ValidMethod(method) {
 		return dst, fail(ErrMethod, "method %q is not an A-Z token of 1 to %d letters", truncate(method), MaxMethodBytes)
 	}
@@ -115,7 +135,7 @@ func Append(dst []byte, prefix, method, escapedPath string) ([]byte, error) {
 		if isDots(tok) {
 			return dst, fail(ErrMalformed, "segment %q is a dot segment", seg)
 		}
-		if segments == 1 && prefix == "" && strings.EqualFold(string(tok), "_INBOX") {
+		if segments == 1 && prefix == "" && isInbox(tok) {
 			return dst, fail(ErrMalformed, "path may not start with _INBOX")
 		}
 		dst = append(dst, '.')
@@ -170,6 +190,25 @@ func Token(segment string) string {
 	return string(b)
 }
 
+// isInbox reports whether a first token would put a request among the reply
+// subjects of NATS clients, in any case form (both spellings are common).
+func isInbox(tok []byte) bool {
+	const inbox = "_INBOX"
+	if len(tok) != len(inbox) {
+		return false
+	}
+	for i := range tok {
+		c := tok[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != inbox[i] {
+			return false
+		}
+	}
+	return true
+}
+
 func isDots(tok []byte) bool {
 	// "." and ".." are encoded as %2E and %2E%2E.
 	s := string(tok)
@@ -195,12 +234,12 @@ func DecodeToken(tok string) (string, error) {
 			if !ok1 || !ok2 || unreserved(v) {
 				// Only the canonical form is accepted, so that the mapping
 				// stays one to one.
-				return "", fail(ErrSubject, "token %q has a non-canonical escape", tok)
+				return "", fail(ErrSubject, "token %q has a non-canonical escape", truncate(tok))
 			}
 			b = append(b, v)
 			i += 2
 		default:
-			return "", fail(ErrSubject, "token %q has byte %q", tok, c)
+			return "", fail(ErrSubject, "token %q has byte %q", truncate(tok), c)
 		}
 	}
 	return string(b), nil
@@ -214,31 +253,39 @@ func unhexUpper(c byte) (byte, bool) {
 }
 
 // Parse reverses FromPath: it splits a subject into its method and decoded
-// path segments. prefix must match the subject's leading tokens.
+// path segments. prefix must match the subject's leading tokens. A subject
+// that FromPath could not have written is ErrSubject, so whatever Parse
+// accepts maps back to the same subject.
 func Parse(prefix, subj string) (method string, segments []string, err error) {
+	if len(subj) > MaxSubjectBytes {
+		return "", nil, fail(ErrSubject, "subject is %d bytes, over %d", len(subj), MaxSubjectBytes)
+	}
 	if prefix != "" {
 		if !strings.HasPrefix(subj, prefix+".") {
-			return "", nil, fail(ErrSubject, "subject %q lacks prefix %q", subj, prefix)
+			return "", nil, fail(ErrSubject, "subject %q lacks prefix %q", truncate(subj), prefix)
 		}
 		subj = subj[len(prefix)+1:]
 	}
 	toks := strings.Split(subj, ".")
 	method = toks[len(toks)-1]
 	if !ValidMethod(method) {
-		return "", nil, fail(ErrSubject, "subject %q does not end in a method", subj)
+		return "", nil, fail(ErrSubject, "subject %q does not end in a method", truncate(subj))
 	}
 	toks = toks[:len(toks)-1]
 	if len(toks) > MaxSegments {
-		return "", nil, fail(ErrSubject, "subject %q has too many tokens", subj)
+		return "", nil, fail(ErrSubject, "subject %q has too many tokens", truncate(subj))
 	}
 	segments = make([]string, 0, len(toks))
-	for _, t := range toks {
+	for i, t := range toks {
 		s, err := DecodeToken(t)
 		if err != nil {
 			return "", nil, err
 		}
 		if s == "." || s == ".." {
-			return "", nil, fail(ErrSubject, "subject %q has a dot segment", subj)
+			return "", nil, fail(ErrSubject, "subject %q has a dot segment", truncate(subj))
+		}
+		if i == 0 && prefix == "" && isInbox([]byte(t)) {
+			return "", nil, fail(ErrSubject, "subject %q is in the inbox space", truncate(subj))
 		}
 		segments = append(segments, s)
 	}
