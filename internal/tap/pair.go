@@ -16,6 +16,10 @@ import (
 // request, not from the gateway) is awaited: the gateway's default timeout.
 const DefaultWait = 30 * time.Second
 
+// maxWait caps a request's wait whatever its Metro-Deadline says, so a
+// bogus header cannot keep a request pending for ever.
+const maxWait = time.Hour
+
 // deadlineGrace absorbs clock skew between the gateway, which sets
 // Metro-Deadline, and the machine tap runs on.
 const deadlineGrace = 500 * time.Millisecond
@@ -99,6 +103,9 @@ func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 	deadline, ok := wire.Deadline(m.Header)
 	if !ok {
 		deadline = now.Add(DefaultWait)
+	}
+	if limit := now.Add(maxWait); deadline.After(limit) {
+		deadline = limit
 	}
 	p.pending[m.Reply] = ex
 	p.compact()
