@@ -84,17 +84,21 @@ func addWorker(src []byte, name string, entry []kv) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := splice(src, root, key, workers, next, name, entry)
-	if out != nil && sameYAML(out, want) {
-		return out, nil
+	for _, out := range splice(src, root, key, workers, next, name, entry) {
+		if sameYAML(out, want) {
+			return out, nil
+		}
 	}
 	return reencode(&doc, root, workers, name, entry, want)
 }
 
-// splice inserts the entry as text, indented like its neighbours. It
-// returns nil where the layout is one it does not handle (a flow mapping
-// with entries), leaving the node encoder to do it.
-func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry []kv) []byte {
+// splice inserts the entry as text, indented like its neighbours, and
+// returns the candidates, best first: after the last line of the workers
+// block that holds something, then the other lines up to the next key (a
+// block scalar can hold lines that look like comments). It returns none
+// where the layout is one it does not handle (a flow mapping with
+// entries), leaving that to the node encoder.
+func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry []kv) [][]byte {
 	eol := "\n"
 	if bytes.Contains(src, []byte("\r\n")) {
 		eol = "\r\n"
@@ -105,6 +109,7 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 	}
 	indent := docIndent(root)
 	var at int // insert before lines[at]
+	var more []int
 	col := 0   // column of the worker keys, 0-based
 	var head []string
 	switch {
@@ -130,13 +135,20 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 			end = next.Line - 1
 		}
 		end = min(end, docEnd(lines, key.Line))
-		// After the last line that holds something: comments and blank
-		// lines before the next key belong to that key.
+		// After the last line that holds something, or a comment indented
+		// into the last worker: comments and blank lines further out
+		// belong to the key that follows.
 		at = key.Line
 		for i := key.Line; i < end; i++ {
 			t := strings.TrimSpace(lines[i])
-			if t != "" && !strings.HasPrefix(t, "#") {
+			deeper := len(lines[i])-len(strings.TrimLeft(lines[i], " ")) > col
+			if t != "" && (!strings.HasPrefix(t, "#") || deeper) {
 				at = i + 1
+			}
+		}
+		for i := end; i > key.Line; i-- {
+			if i != at {
+				more = append(more, i)
 			}
 		}
 	case workers.Kind == yaml.ScalarNode && workers.Tag == "!!null" || workers.Kind == yaml.MappingNode && len(workers.Content) == 0:
@@ -157,6 +169,9 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 					return nil
 				}
 			}
+			if n > len(rest) {
+				return nil
+			}
 			lines[key.Line-1] = strings.TrimRight(l[:c], " \t") + rest[n:]
 			if !strings.HasSuffix(lines[key.Line-1], "\n") && key.Line < len(lines) {
 				lines[key.Line-1] += eol
@@ -167,22 +182,25 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 		return nil
 	}
 
-	block := entryText(name, entry, col, indent)
-	ins := append(head, block...)
-	var b strings.Builder
-	for i, l := range lines[:at] {
-		b.WriteString(l)
-		if i == at-1 && !strings.HasSuffix(l, "\n") {
-			b.WriteString(eol)
+	ins := append(head, entryText(name, entry, col, indent)...)
+	var outs [][]byte
+	for _, at := range append([]int{at}, more...) {
+		var b strings.Builder
+		for i, l := range lines[:at] {
+			b.WriteString(l)
+			if i == at-1 && !strings.HasSuffix(l, "\n") {
+				b.WriteString(eol)
+			}
 		}
+		for _, l := range ins {
+			b.WriteString(l + eol)
+		}
+		for _, l := range lines[at:] {
+			b.WriteString(l)
+		}
+		outs = append(outs, []byte(b.String()))
 	}
-	for _, l := range ins {
-		b.WriteString(l + eol)
-	}
-	for _, l := range lines[at:] {
-		b.WriteString(l)
-	}
-	return []byte(b.String())
+	return outs
 }
 
 // docEnd is the index of the line that ends the first document ("---" or
