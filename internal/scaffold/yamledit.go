@@ -110,7 +110,7 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 	indent := docIndent(root)
 	var at int // insert before lines[at]
 	var more []int
-	col := 0   // column of the worker keys, 0-based
+	col := 0 // column of the worker keys, 0-based
 	var head []string
 	switch {
 	case workers == nil:
