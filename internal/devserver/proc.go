@@ -81,6 +81,7 @@ func startProc(c *console, spec procSpec) (*proc, error) {
 		// Whatever the leader left behind in its group goes with it: a
 		// worker's children must not outlive it.
 		killGroup(cmd.Process, syscall.SIGKILL)
+		waitGroupGone(cmd.Process.Pid, 2*time.Second)
 		select {
 		case <-p.copied:
 		case <-time.After(2 * time.Second):
@@ -138,10 +139,7 @@ func (p *proc) exitStatus() string {
 		}
 		return "unknown status"
 	}
-	if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + ws.Signal().String()
-	}
-	return p.state.String()
+	return p.state.String() // "exit status 2", "signal: killed"
 }
 
 // errProcExited is returned when a process ends before it was ready.

@@ -465,8 +465,8 @@ func (r *runner) exited(ctx context.Context, p *proc, restarts chan<- restartReq
 
 	name := p.spec.name
 	r.con.printf("%s exited (%s) after %s; restarting in %s", name, p.exitStatus(), fmtDuration(lived), fmtDuration(delay))
-	if fails >= crashLoopAt {
-		r.con.printf("%s is crash-looping: %d exits in a row, each within %s of starting; still retrying (every %s at most), the other workers keep running", name, fails, stableAfter, backoffCap)
+	if fails == crashLoopAt {
+		r.con.printf("%s is crash-looping: %d exits in a row, each within %s of starting; retrying with backoff up to %s, the other workers keep running; fix and save to rebuild", name, fails, stableAfter, backoffCap)
 	}
 	r.bg.Go(func() {
 		t := time.NewTimer(delay)
@@ -532,6 +532,6 @@ func fmtDuration(d time.Duration) string {
 	case d >= time.Millisecond:
 		return strconv.Itoa(int(d.Milliseconds())) + "ms"
 	default:
-		return d.String()
+		return d.Round(10 * time.Microsecond).String()
 	}
 }

@@ -1,0 +1,282 @@
+package devserver
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/metropolis-dev/metro/internal/devstate"
+)
+
+// The project the end-to-end test runs, and the handler it edits.
+const (
+	e2eProject = "testdata/proj"
+	e2eHandler = "workers/hello/handler.go"
+	e2eWorker  = "hello"
+	e2ePath    = "/hello"
+)
+
+// TestDevEndToEnd runs metro dev on a copy of a project and goes through
+// a developer's session: requests, a reload under load, a syntax error, a
+// worker killed with -9, and Ctrl-C. The steps share one session because
+// each Go build costs seconds.
+func TestDevEndToEnd(t *testing.T) {
+	dir := copyProject(t, e2eProject)
+	handler := filepath.Join(dir, e2eHandler)
+	src, err := os.ReadFile(handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s")
+	st := d.state(2 * time.Minute)
+	d.waitOutput("metro dev ready in", time.Second)
+	url := st.GatewayURL + e2ePath
+	client := &http.Client{Timeout: 10 * time.Second}
+	ctx := t.Context()
+	body := func() string {
+		t.Helper()
+		code, b, err := get(ctx, client, url)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET %s: %d %q %v", url, code, b, err)
+		}
+		return b
+	}
+	edit := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(handler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), from) {
+			t.Fatalf("%s does not hold %q", handler, from)
+		}
+		if err := os.WriteFile(handler, []byte(strings.Replace(string(b), from, to, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pids := map[int]bool{st.PID: true}
+	for _, p := range st.Workers[e2eWorker] {
+		pids[p] = true
+	}
+
+	if !t.Run("requests answer", func(t *testing.T) {
+		// The gateway learns routes a moment after the banner.
+		waitFor(t, "the first answer", 10*time.Second, func() bool {
+			code, _, err := get(ctx, client, url)
+			return err == nil && code == http.StatusOK
+		})
+		if got := body(); got != "hello v1\n" {
+			t.Fatalf("body = %q, want %q", got, "hello v1\n")
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("reload under load fails no request", func(t *testing.T) {
+		var (
+			mu       sync.Mutex
+			failures []string
+			seen     = map[string]int{}
+			stop     atomic.Bool
+			wg       sync.WaitGroup
+		)
+		for range 2 {
+			wg.Go(func() {
+				for !stop.Load() {
+					code, b, err := get(ctx, client, url)
+					mu.Lock()
+					if err != nil || code != http.StatusOK {
+						failures = append(failures, strings.TrimSpace(b)+" "+http.StatusText(code)+" "+errString(err))
+					} else {
+						seen[b]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		edit("hello v1", "hello v2")
+		d.waitOutput("reloaded "+e2eWorker+" in ", 2*time.Minute)
+		waitFor(t, "the new answer", 10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return seen["hello v2\n"] > 0
+		})
+		// Keep going while the old process drains and exits.
+		d.waitOutput("worker stopped", 10*time.Second)
+		stop.Store(true)
+		wg.Wait()
+		if len(failures) > 0 {
+			t.Errorf("%d failed requests during the reload, first: %s", len(failures), failures[0])
+		}
+		if seen["hello v1\n"] == 0 {
+			t.Errorf("the loop never saw the old answer: seen %v", seen)
+		}
+		t.Logf("answers during the reload: %v", seen)
+	}) {
+		return
+	}
+
+	if !t.Run("syntax error keeps the old code serving", func(t *testing.T) {
+		edit("hello v2", "hello v3\n\tfunc(")
+		d.waitOutput("build failed; the running version keeps serving", 2*time.Minute)
+		d.waitOutput("syntax error", time.Second)
+		if got := body(); got != "hello v2\n" {
+			t.Fatalf("body = %q, want the old %q", got, "hello v2\n")
+		}
+		if err := os.WriteFile(handler, []byte(strings.Replace(string(src), "hello v1", "hello v3", 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the fixed code", 2*time.Minute, func() bool { return body() == "hello v3\n" })
+	}) {
+		return
+	}
+
+	if !t.Run("kill -9 restarts the worker", func(t *testing.T) {
+		before := d.state(time.Second).Workers[e2eWorker]
+		if len(before) != 1 {
+			t.Fatalf("worker pids = %v, want one", before)
+		}
+		if err := syscall.Kill(before[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		d.waitOutput("exited (signal: killed)", 10*time.Second)
+		var after []int
+		waitFor(t, "a new pid in dev.json", 30*time.Second, func() bool {
+			after = d.state(time.Second).Workers[e2eWorker]
+			return len(after) == 1 && after[0] != before[0]
+		})
+		pids[after[0]] = true
+		waitFor(t, "answers after the restart", 30*time.Second, func() bool {
+			code, b, err := get(ctx, client, url)
+			return err == nil && code == http.StatusOK && b == "hello v3\n"
+		})
+	}) {
+		return
+	}
+
+	t.Run("SIGINT exits 0 and leaves no process", func(t *testing.T) {
+		for _, p := range d.state(time.Second).Workers[e2eWorker] {
+			pids[p] = true
+		}
+		if code := d.interrupt(30 * time.Second); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+		for p := range pids {
+			if alive(p) {
+				t.Errorf("pid %d still running", p)
+			}
+			if m := groupMembers(p); len(m) > 0 {
+				t.Errorf("process group %d still has %v", p, m)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, devstate.RelPath)); !os.IsNotExist(err) {
+			t.Errorf("%s not removed: %v", devstate.RelPath, err)
+		}
+		if !strings.Contains(d.out.String(), "dev     | stopped") {
+			t.Errorf("no stop message in:\n%s", d.out.String())
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestDevKillsWorkerIgnoringTERM: a worker (and its children) that ignore
+// SIGTERM are killed after the grace period, and metro dev still exits 0.
+func TestDevKillsWorkerIgnoringTERM(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"metro.yaml": `name: stubborn
+gateway:
+  listen: "127.0.0.1:0"
+  admin: ""
+nats:
+  port: 0
+workers:
+  stubborn:
+    run: trap "" TERM; echo started; sleep 1000 & sleep 1000
+`,
+	})
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=300ms", "DEVSERVER_TEST_READY=200ms")
+	st := d.state(time.Minute)
+	d.waitOutput("stubborn | started", 10*time.Second)
+	leaders := st.Workers["stubborn"]
+	if len(leaders) != 1 {
+		t.Fatalf("worker pids = %v", leaders)
+	}
+	var members []int
+	waitFor(t, "the shell and both sleeps", 10*time.Second, func() bool {
+		members = groupMembers(leaders[0])
+		return len(members) == 3
+	})
+	if code := d.interrupt(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	for _, p := range members {
+		if alive(p) {
+			t.Errorf("pid %d (group %d) survived", p, leaders[0])
+		}
+	}
+	if !strings.Contains(d.out.String(), "announced no service named \"stubborn\"") {
+		t.Errorf("the banner does not say the worker announced no service:\n%s", d.out.String())
+	}
+}
+
+// TestDevCrashLoop: a worker that keeps exiting is restarted with backoff
+// and reported as crash-looping, while the others keep running.
+func TestDevCrashLoop(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"metro.yaml": `name: crashy
+gateway:
+  listen: "127.0.0.1:0"
+  admin: ""
+nats:
+  port: 0
+workers:
+  crashy:
+    run: echo boom; exit 3
+  steady:
+    run: exec sleep 1000
+`,
+	})
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=1s", "DEVSERVER_TEST_READY=200ms")
+	st := d.state(time.Minute)
+	d.waitOutput("crashy is crash-looping: 3 exits in a row", 30*time.Second)
+	out := d.out.String()
+	for _, want := range []string{
+		"crashy  | boom",
+		"crashy exited (exit status 3) after ",
+		"restarting in 200ms",
+		"restarting in 400ms",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	steady := st.Workers["steady"]
+	if len(steady) != 1 || !alive(steady[0]) {
+		t.Fatalf("steady pids %v not running", steady)
+	}
+	if now := d.state(time.Second).Workers["steady"]; !slices.Equal(now, steady) {
+		t.Errorf("steady was restarted: %v -> %v", steady, now)
+	}
+	if code := d.interrupt(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if alive(steady[0]) {
+		t.Errorf("steady pid %d survived", steady[0])
+	}
+}
+
+var _ = context.Background
