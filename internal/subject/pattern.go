@@ -244,7 +244,7 @@ func RouteFromSubscription(prefix, subj string) (Route, error) {
 		if s == "." || s == ".." {
 			return r, fail(ErrSubject, "subject %q has a dot segment", truncate(subj))
 		}
-		if len(r.Parts) == 0 && prefix == "" && isInbox([]byte(t)) {
+		if len(r.Parts) == 0 && prefix == "" && isInbox(t) {
 			return r, fail(ErrSubject, "subject %q is in the inbox space", truncate(subj))
 		}
 		r.Parts = append(r.Parts, Part{Kind: Literal, Value: s})

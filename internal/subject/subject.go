@@ -192,12 +192,12 @@ func Token(segment string) string {
 
 // isInbox reports whether a first token would put a request among the reply
 // subjects of NATS clients, in any case form (both spellings are common).
-func isInbox(tok []byte) bool {
+func isInbox[T string | []byte](tok T) bool {
 	const inbox = "_INBOX"
 	if len(tok) != len(inbox) {
 		return false
 	}
-	for i := range tok {
+	for i := 0; i < len(tok); i++ {
 		c := tok[i]
 		if 'a' <= c && c <= 'z' {
 			c -= 'a' - 'A'
@@ -221,8 +221,16 @@ func DecodeToken(tok string) (string, error) {
 	if tok == "" {
 		return "", fail(ErrSubject, "empty token")
 	}
-	var b []byte
-	for i := 0; i < len(tok); i++ {
+	i := 0
+	for i < len(tok) && unreserved(tok[i]) {
+		i++
+	}
+	if i == len(tok) {
+		return tok, nil // most tokens need no decoding, and then no copy
+	}
+	b := make([]byte, i, len(tok))
+	copy(b, tok)
+	for ; i < len(tok); i++ {
 		c := tok[i]
 		switch {
 		case unreserved(c):
@@ -260,32 +268,40 @@ func Parse(prefix, subj string) (method string, segments []string, err error) {
 	if len(subj) > MaxSubjectBytes {
 		return "", nil, fail(ErrSubject, "subject is %d bytes, over %d", len(subj), MaxSubjectBytes)
 	}
+	full := subj
 	if prefix != "" {
-		if !strings.HasPrefix(subj, prefix+".") {
-			return "", nil, fail(ErrSubject, "subject %q lacks prefix %q", truncate(subj), prefix)
+		if len(subj) <= len(prefix) || subj[len(prefix)] != '.' || subj[:len(prefix)] != prefix {
+			return "", nil, fail(ErrSubject, "subject %q lacks prefix %q", truncate(full), prefix)
 		}
 		subj = subj[len(prefix)+1:]
 	}
-	toks := strings.Split(subj, ".")
-	method = toks[len(toks)-1]
+	rest, method, hasPath := "", subj, false
+	if i := strings.LastIndexByte(subj, '.'); i >= 0 {
+		rest, method, hasPath = subj[:i], subj[i+1:], true
+	}
 	if !ValidMethod(method) {
-		return "", nil, fail(ErrSubject, "subject %q does not end in a method", truncate(subj))
+		return "", nil, fail(ErrSubject, "subject %q does not end in a method", truncate(full))
 	}
-	toks = toks[:len(toks)-1]
-	if len(toks) > MaxSegments {
-		return "", nil, fail(ErrSubject, "subject %q has too many tokens", truncate(subj))
+	if !hasPath {
+		return method, []string{}, nil
 	}
-	segments = make([]string, 0, len(toks))
-	for i, t := range toks {
+	n := strings.Count(rest, ".") + 1
+	if n > MaxSegments {
+		return "", nil, fail(ErrSubject, "subject %q has too many tokens", truncate(full))
+	}
+	segments = make([]string, 0, n)
+	for more := true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ".")
 		s, err := DecodeToken(t)
 		if err != nil {
 			return "", nil, err
 		}
 		if s == "." || s == ".." {
-			return "", nil, fail(ErrSubject, "subject %q has a dot segment", truncate(subj))
+			return "", nil, fail(ErrSubject, "subject %q has a dot segment", truncate(full))
 		}
-		if i == 0 && prefix == "" && isInbox([]byte(t)) {
-			return "", nil, fail(ErrSubject, "subject %q is in the inbox space", truncate(subj))
+		if len(segments) == 0 && prefix == "" && isInbox(t) {
+			return "", nil, fail(ErrSubject, "subject %q is in the inbox space", truncate(full))
 		}
 		segments = append(segments, s)
 	}
