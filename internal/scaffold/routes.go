@@ -43,7 +43,10 @@ func parseRoutes(patterns []string) ([]route, error) {
 	seen := map[string]bool{}
 	var out []route
 	for _, raw := range patterns {
-		p := strings.Join(strings.Fields(raw), " ")
+		p := strings.TrimSpace(raw)
+		if i := strings.IndexAny(p, " \t"); i >= 0 {
+			p = p[:i] + " " + strings.TrimLeft(p[i:], " \t")
+		}
 		if p == "" || strings.IndexFunc(p, unicode.IsControl) >= 0 {
 			return nil, fmt.Errorf("%w %q: want \"METHOD /path\", e.g. \"GET /users/{id}\"", ErrInvalidRoute, raw)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // writeAll writes files under root all or nothing. Every target is checked
@@ -97,7 +98,7 @@ func checkTarget(root, rel string, replace bool) error {
 		return fmt.Errorf("%w: %s", ErrExists, rel)
 	case err == nil:
 		return nil
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return fmt.Errorf("checking %s: %w", rel, err)
 	}
 	for d := filepath.Dir(p); len(d) >= len(root); d = filepath.Dir(d) {

@@ -1,0 +1,159 @@
+package scaffold
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/metropolis-dev/metro/internal/subject"
+)
+
+// run runs a command in dir and fails the test with its output if it
+// fails.
+func run(t *testing.T, dir string, stdin []byte, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v in %s: %v\n%s%s", name, args, dir, err, out, stderr.Bytes())
+	}
+	return out
+}
+
+// The generated Go code compiles, passes vet and its own tests, against
+// this very source tree, with routes of every shape.
+func TestGeneratedGoProjectBuilds(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	base := t.TempDir()
+	var tidyOut bytes.Buffer
+	res, err := Init(context.Background(), InitOptions{Dir: base, Name: "shop", MetroSrc: repoRoot(t), Tidy: true, Stderr: &tidyOut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) > 0 {
+		t.Fatalf("init warned: %v\n%s", res.Warnings, tidyOut.Bytes())
+	}
+	dir := filepath.Join(base, "shop")
+	routes := []string{"POST /invoices", "GET /invoices/{id}/lines/{line_no}", "/files/{path...}", "DELETE /user-profiles/{id}", "GET /{$}", "GET /a%20b/caf%C3%A9", "GET /static/"}
+	if _, err := AddWorker(context.Background(), WorkerOptions{Dir: dir, Name: "billing", Routes: routes}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, nil, "go", "vet", "./...")
+	out := run(t, dir, nil, "go", "test", "-count=1", "-v", "./...")
+	for _, want := range []string{"--- PASS: TestHandlers/GET_/hello/ada", "--- PASS: TestHandlers/GET_/invoices/42/lines/ada", "--- PASS: TestUnknownPath"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("go test output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// protocol.js holds its own copy of the subject codec (a Node worker uses
+// no metro code); it must agree with internal/subject byte for byte.
+func TestNodeCodecMatchesGo(t *testing.T) {
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: the Node worker's codec cannot be checked", tool)
+		}
+	}
+	dir, _ := newProject(t, InitOptions{})
+	if _, err := AddWorker(context.Background(), WorkerOptions{Dir: dir, Name: "notify", Lang: LangNode}); err != nil {
+		t.Fatal(err)
+	}
+	wd := filepath.Join(dir, "workers", "notify")
+	run(t, wd, nil, "npm", "install", "--no-audit", "--no-fund", "--loglevel=error")
+
+	type pc struct{ Pattern, Prefix string }
+	type sc struct{ Subject, Prefix string }
+	patterns := []pc{}
+	for _, p := range []string{
+		"GET /users/{id}", "POST /orders", "/files/{path...}", "GET /files/", "GET /", "GET /{$}",
+		"GET /a%20b/caf%C3%A9", "GET /a.b/*/>/$x", "PUT /x/{a}/{b}/y", "GET /_INBOX/x", "GET /_inbox",
+		"get /x", "GET x", "GET /a/{b", "GET /{a}/{a}", "GET /a/%2e%2E/b", "GET /a//b", "/{p...}", "DELETE /~_-/{id}/",
+	} {
+		patterns = append(patterns, pc{p, ""}, pc{p, "api"})
+	}
+	subjects := []sc{}
+	for _, p := range []string{"/", "/users/42", "/a%20b/caf%C3%A9/%E2%9C%93", "/a.b/%2A/%3E", "/x/~_-/%25"} {
+		s, err := subject.FromPath("", "GET", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, sc{s, ""}, sc{"api." + s, "api"})
+	}
+	subjects = append(subjects, sc{"users.%2e.GET", ""}, sc{"users.%41.GET", ""}, sc{"users.42.get", ""}, sc{"users.%2E%2E.GET", ""}, sc{"x.GET", "api"})
+	segments := []string{"plain", "a b", "a.b", "*", ">", "$SYS", "%", "é", "✓", "~_-", "tab\there", "😀"}
+
+	in, err := json.Marshal(map[string]any{"patterns": patterns, "subjects": subjects, "segments": segments})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import { readFileSync } from "node:fs";
+import { parsePattern, parseSubject, subscription, token } from "./protocol.js";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const attempt = (f) => { try { return f(); } catch { return null; } };
+console.log(JSON.stringify({
+  subs: input.patterns.map((c) => attempt(() => subscription(parsePattern(c.Pattern), c.Prefix))),
+  parsed: input.subjects.map((c) => attempt(() => parseSubject(c.Subject, c.Prefix))),
+  tokens: input.segments.map(token),
+}));`
+	out := run(t, wd, in, "node", "--input-type=module", "-e", script)
+	var got struct {
+		Subs   []*string
+		Parsed []*struct {
+			Method   string
+			Segments []string
+		}
+		Tokens []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("decoding %s: %v", out, err)
+	}
+	for i, c := range patterns {
+		var want *string
+		if r, err := subject.ParsePattern(c.Pattern); err == nil {
+			if s, err := r.Subscription(c.Prefix); err == nil {
+				want = &s
+			}
+		}
+		if !reflect.DeepEqual(got.Subs[i], want) {
+			t.Errorf("pattern %q prefix %q: node %v, go %v", c.Pattern, c.Prefix, deref(got.Subs[i]), deref(want))
+		}
+	}
+	for i, c := range subjects {
+		m, segs, err := subject.Parse(c.Prefix, c.Subject)
+		g := got.Parsed[i]
+		switch {
+		case err != nil && g != nil:
+			t.Errorf("subject %q: node parsed %+v, go refused: %v", c.Subject, *g, err)
+		case err == nil && g == nil:
+			t.Errorf("subject %q: node refused, go parsed %s %q", c.Subject, m, segs)
+		case err == nil && (g.Method != m || !reflect.DeepEqual(g.Segments, segs)):
+			t.Errorf("subject %q: node %s %q, go %s %q", c.Subject, g.Method, g.Segments, m, segs)
+		}
+	}
+	for i, s := range segments {
+		if want := subject.Token(s); got.Tokens[i] != want {
+			t.Errorf("token(%q): node %q, go %q", s, got.Tokens[i], want)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<refused>"
+	}
+	return *s
+}
