@@ -2,6 +2,7 @@ package subject_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/url"
 	"reflect"
 	"strings"
@@ -74,7 +75,11 @@ func FuzzFromPath(f *testing.F) {
 	} {
 		f.Add(s.method, s.path, s.prefix)
 	}
-	f.Fuzz(func(t *testing.T, method, path string, withPrefix bool) {
+	f.Fuzz(fromPathProperties)
+}
+
+func fromPathProperties(t *testing.T, method, path string, withPrefix bool) {
+	{
 		prefix := prefixOf(withPrefix)
 		subj, err := subject.FromPath(prefix, method, path)
 		if err != nil {
@@ -114,7 +119,7 @@ func FuzzFromPath(f *testing.F) {
 		if err != nil || again != subj {
 			t.Fatalf("FromPath(EscapePath(%q)) = %q, %v; want %q", segs, again, err, subj)
 		}
-	})
+	}
 }
 
 func FuzzParse(f *testing.F) {
@@ -125,7 +130,11 @@ func FuzzParse(f *testing.F) {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	f.Fuzz(func(t *testing.T, subj string, withPrefix bool) {
+	f.Fuzz(parseProperties)
+}
+
+func parseProperties(t *testing.T, subj string, withPrefix bool) {
+	{
 		prefix := prefixOf(withPrefix)
 		method, segs, err := subject.Parse(prefix, subj)
 		if err != nil {
@@ -138,7 +147,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil || again != subj {
 			t.Fatalf("Parse(%q) = %q, %q, but FromPath(EscapePath) = %q, %v", subj, method, segs, again, err)
 		}
-	})
+	}
 }
 
 // checkSubscription fails unless sub is a valid NATS subscription subject.
@@ -174,7 +183,11 @@ func FuzzParsePattern(f *testing.F) {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	f.Fuzz(func(t *testing.T, pattern string, withPrefix bool) {
+	f.Fuzz(patternProperties)
+}
+
+func patternProperties(t *testing.T, pattern string, withPrefix bool) {
+	{
 		prefix := prefixOf(withPrefix)
 		r, err := subject.ParsePattern(pattern)
 		if err != nil {
@@ -224,5 +237,51 @@ func FuzzParsePattern(f *testing.F) {
 		if !subject.Matches(sub, subj) {
 			t.Fatalf("%q subscribes %q, which does not receive %q", pattern, sub, subj)
 		}
-	})
+	}
+}
+
+// TestPropertiesOnGeneratedInputs runs the fuzz properties over inputs built
+// from the pieces that matter (escapes, dots, slashes, _INBOX, wildcards), so
+// every plain test run covers far more than the seed corpus, deterministically.
+func TestPropertiesOnGeneratedInputs(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	gen := func(alpha []string, max int) string {
+		var b strings.Builder
+		for n := r.IntN(max); n > 0; n-- {
+			b.WriteString(alpha[r.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	pathA := []string{"/", "/", "%", "2", "e", "E", "F", "f", ".", "a", "_INBOX", "_inbox", "%5F", "!", "é", " ", "*", ">", "$", "%25", "%2e", "%2F", "%41", "z", "g"}
+	methA := []string{"G", "E", "T", "g", "1", " "}
+	subjA := []string{".", ".", "a", "%", "2", "E", "e", "F", "*", ">", "$", "GET", "POST", "_INBOX", "%2E", "%41", "%25", "A", "api", " "}
+	patA := []string{"/", "/", "{", "}", "id", "x", "...", "$", "GET ", " ", "\t", "%", "2e", "%2F", "_INBOX", ".", "a", "{id}", "{p...}", "{$}", "get "}
+	var ok [3]int
+	const n = 20000
+	for i := 0; i < n && !t.Failed(); i++ {
+		method := "GET"
+		if r.IntN(4) == 0 {
+			method = gen(methA, 4)
+		}
+		path, subj, pattern := gen(pathA, 12), gen(subjA, 10), gen(patA, 10)
+		if _, err := subject.FromPath("", method, path); err == nil {
+			ok[0]++
+		}
+		if _, _, err := subject.Parse("", subj); err == nil {
+			ok[1]++
+		}
+		if _, err := subject.ParsePattern(pattern); err == nil {
+			ok[2]++
+		}
+		withPrefix := r.IntN(2) == 0
+		fromPathProperties(t, method, path, withPrefix)
+		parseProperties(t, subj, withPrefix)
+		patternProperties(t, pattern, withPrefix)
+	}
+	// The generator must reach the accepting side too, or the run proves little.
+	for i, c := range ok {
+		if c < n/100 {
+			t.Errorf("generator %d produced only %d accepted inputs of %d", i, c, n)
+		}
+	}
 }
