@@ -42,6 +42,7 @@ type Pairer struct {
 	workers   *workerIndex
 
 	seq     uint64
+	limit   int                  // MaxPending; lower in tests
 	pending map[string]*Exchange // by reply subject
 	due     deadlines
 	dropped uint64
@@ -54,6 +55,7 @@ func NewPairer(prefix string, metroOnly bool) *Pairer {
 		prefix:    prefix,
 		metroOnly: metroOnly,
 		workers:   newWorkerIndex(),
+		limit:     MaxPending,
 		pending:   make(map[string]*Exchange),
 	}
 }
@@ -95,7 +97,7 @@ func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 		// Overlapping tapped subjects deliver the same request twice.
 		return Exchange{}, false
 	}
-	if len(p.pending) >= MaxPending {
+	if len(p.pending) >= p.limit {
 		p.dropped++
 		return Exchange{}, false
 	}
