@@ -1,0 +1,135 @@
+package tui
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+)
+
+// buildMetro builds the real binary once per test run.
+func buildMetro(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "metro")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/metropolis-dev/metro/cmd/metro").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building metro: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// tmux drives one program in a private tmux server: a real terminal
+// emulator, so the test reads the screen as a user would see it.
+type tmux struct {
+	t    *testing.T
+	sock string
+}
+
+func (x *tmux) run(args ...string) string {
+	x.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", x.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		x.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (x *tmux) screen() string { return x.run("capture-pane", "-p", "-t", "tap") }
+
+// waitScreen polls the screen until ok accepts it.
+func (x *tmux) waitScreen(what string, ok func(string) bool) string {
+	x.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := x.screen()
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("screen never showed %s; last screen:\n%s", what, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestTTY(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("this test needs tmux")
+	}
+	bin := buildMetro(t)
+	s := natstest.Run(t)
+	worker, client := natstest.Connect(t, s), natstest.Connect(t, s)
+	_, err := worker.QueueSubscribe(">", "shop", func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		if strings.HasPrefix(m.Subject, "orders.9") {
+			r.Header.Set("Metro-Status", "404")
+		}
+		r.Data = []byte(`{"ok":true}`)
+		_ = m.RespondMsg(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tmux.conf")
+	// The pane stays after metro exits, so its exit status can be read.
+	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := &tmux{t: t, sock: filepath.Join(dir, "tmux.sock")}
+	x.run("-f", conf, "new-session", "-d", "-s", "tap", "-x", "110", "-y", "24",
+		"-e", "NATS_URL="+s.ClientURL(), "-e", "TERM=xterm-256color", "-e", "NO_COLOR=",
+		bin, "tap")
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", x.sock, "kill-server").Run() })
+
+	x.waitScreen("the empty table", func(s string) bool { return strings.Contains(s, "waiting for requests") })
+	for _, subj := range []string{"users.1.GET", "orders.POST", "orders.9.GET"} {
+		if _, err := client.Request(subj, []byte("{}"), 5*time.Second); err != nil {
+			t.Fatalf("request %s with tap running: %v", subj, err)
+		}
+	}
+	x.waitScreen("three exchanges", func(s string) bool {
+		return strings.Contains(s, "3 exchanges") && strings.Contains(s, "/users/1") && strings.Contains(s, "/orders/9")
+	})
+
+	x.run("send-keys", "-t", "tap", "-l", "/")
+	x.waitScreen("the filter prompt", func(s string) bool { return strings.Contains(s, "subject, path or status") })
+	x.run("send-keys", "-t", "tap", "-l", "orders")
+	x.run("send-keys", "-t", "tap", "Enter")
+	screen := x.waitScreen("the applied filter", func(s string) bool { return strings.Contains(s, "filter: orders  (2 of 3 rows)") })
+	for _, want := range []string{"POST    /orders", "GET     /orders/9", "404"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("filtered screen lacks %q:\n%s", want, screen)
+		}
+	}
+	if strings.Contains(screen, "/users/1") {
+		t.Errorf("filtered screen still shows /users/1:\n%s", screen)
+	}
+
+	x.run("send-keys", "-t", "tap", "-l", "q")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status := strings.TrimSpace(x.run("display-message", "-p", "-t", "tap", "#{pane_dead} #{pane_dead_status}"))
+		if status == "1 0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metro tap did not exit 0 on q: pane %q\n%s", status, x.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The alternate screen is gone: the table is not left on the terminal.
+	if s := x.screen(); strings.Contains(s, "exchanges") {
+		t.Errorf("the table is left on the terminal after quitting:\n%s", s)
+	}
+}
