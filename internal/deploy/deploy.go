@@ -328,7 +328,8 @@ func newData(c *config.Config, opts Options) (*data, error) {
 			fail("gateway.max_body", "%s does not fit in a NATS message (at most 64MiB)", c.Gateway.MaxBody)
 		}
 		n.Resources = dep.NATS.Resources
-		n.MemLimit = checkResources(c, "deploy.nats.resources", n.Resources, fail)
+		checkResources("deploy.nats.resources", n.Resources, fail)
+		n.MemLimit = memLimit(n.Resources)
 		natsURL = fmt.Sprintf("nats://%s:%d", n.Service, natsClientPort)
 	}
 
@@ -349,7 +350,9 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	g.ReadTimeoutSeconds = drain + graceMargin
 	g.MaxBody = c.Gateway.MaxBody.Int64()
 	g.Resources = dep.Gateway.Resources
-	g.MemLimit = checkResources(c, "deploy.gateway.resources", g.Resources, fail)
+	checkResources("deploy.gateway.resources", g.Resources, fail)
+	g.MemLimit = memLimit(g.Resources)
+	checkResources("deploy.workers.resources", dep.Workers.Resources, fail)
 	var err error
 	g.ConfigYAML, err = gatewayFile(c, natsURL, g.HTTPPort, g.AdminPort)
 	if err != nil {
@@ -376,16 +379,19 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		w.MaxReplicas = max(cw.MaxReplicas, w.Replicas)
 		w.HPA = w.MaxReplicas > w.Replicas
 		w.PDB = w.Replicas > 1 || w.HPA
+		if cw.Resources != nil {
+			checkResources(key+".resources", *cw.Resources, fail)
+		}
 		w.Resources = dep.Workers.Resources.Merge(cw.Resources)
-		memLimit := checkResources(c, key+".resources", w.Resources, fail)
+		gomem := memLimit(w.Resources)
 		// metro's variables come first and win: a NATS_URL in env is for
 		// metro dev, and the cluster's is the one that works here.
 		w.Env = []kv{{"NATS_URL", natsURL}, {"METRO_HEALTH_ADDR", ":" + strconv.Itoa(workerHealthPort)}}
 		if c.Gateway.Prefix != "" {
 			w.Env = append(w.Env, kv{"METRO_PREFIX", c.Gateway.Prefix})
 		}
-		if memLimit != "" {
-			w.Env = append(w.Env, kv{"GOMEMLIMIT", memLimit})
+		if gomem != "" {
+			w.Env = append(w.Env, kv{"GOMEMLIMIT", gomem})
 		}
 		set := map[string]bool{}
 		for _, e := range w.Env {
@@ -418,10 +424,8 @@ func port(c *config.Config, key, addr string, fail func(string, string, ...any))
 	return n
 }
 
-// checkResources parses the quantities and returns the GOMEMLIMIT for the
-// memory limit: 90% of it, leaving room for what the Go heap does not count.
-func checkResources(c *config.Config, key string, r config.Resources, fail func(string, string, ...any)) string {
-	var limit string
+// checkResources reports every quantity of r that does not parse.
+func checkResources(key string, r config.Resources, fail func(string, string, ...any)) {
 	for _, f := range []struct{ sub, v string }{
 		{"requests.cpu", r.Requests.CPU}, {"requests.memory", r.Requests.Memory},
 		{"limits.cpu", r.Limits.CPU}, {"limits.memory", r.Limits.Memory},
@@ -429,19 +433,20 @@ func checkResources(c *config.Config, key string, r config.Resources, fail func(
 		if f.v == "" {
 			continue
 		}
-		q, err := resource.ParseQuantity(f.v)
-		if err != nil || q.Sign() <= 0 {
+		if q, err := resource.ParseQuantity(f.v); err != nil || q.Sign() <= 0 {
 			fail(key+"."+f.sub, "%q is not a positive Kubernetes quantity (e.g. 100m, 0.5, 64Mi)", f.v)
-			continue
-		}
-		if f.sub == "limits.memory" {
-			limit = strconv.FormatInt(q.Value()/10*9, 10)
 		}
 	}
-	if r.Requests.CPU == "" || r.Requests.Memory == "" || r.Limits.Memory == "" {
-		fail(key, "needs requests.cpu, requests.memory and limits.memory")
+}
+
+// memLimit is the GOMEMLIMIT for r's memory limit: 90% of it, leaving
+// room for what the Go heap does not count ("" when there is none).
+func memLimit(r config.Resources) string {
+	q, err := resource.ParseQuantity(r.Limits.Memory)
+	if err != nil || q.Sign() <= 0 {
+		return ""
 	}
-	return limit
+	return strconv.FormatInt(q.Value()/10*9, 10)
 }
 
 // gatewayFile is the metro.yaml the gateway pods read: the gateway block
