@@ -397,6 +397,9 @@ func checkNATS(t *testing.T, d *decoded) {
 			t.Fatalf("nats.conf does not parse: %v\n%s", err, conf)
 		}
 		replicas := int(*s.Spec.Replicas)
+		if replicas == 1 {
+			replicas = 0 // a lone server has no cluster block
+		}
 		if len(opts.Routes) != replicas {
 			t.Errorf("nats.conf has %d routes for %d replicas", len(opts.Routes), replicas)
 		}
@@ -515,6 +518,16 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("gateway has no preStop delay: %+v", ls)
 			}
 			checkNATS(t, d)
+		}},
+		{"../../examples/shop", Options{}, "testdata/examples-shop.golden.yaml", "shop", func(t *testing.T, c *config.Config, d *decoded) {
+			checkNATS(t, d)
+			gc := gatewayConfig(t, d)
+			if gc.NATS.URL != "nats://shop-nats:4222" || gc.Gateway.Timeout != c.Gateway.Timeout || gc.Gateway.MaxBody != c.Gateway.MaxBody {
+				t.Errorf("gateway metro.yaml differs from the project's: %+v %+v", gc.NATS, gc.Gateway)
+			}
+			if len(d.deployments) != 1+len(c.Workers) {
+				t.Errorf("%d Deployments for the gateway and %d workers", len(d.deployments), len(c.Workers))
+			}
 		}},
 		{"testdata/external", Options{Tag: "v9"}, "testdata/external.golden.yaml", "", func(t *testing.T, c *config.Config, d *decoded) {
 			if len(d.statefulSets) != 0 || len(d.namespaces) != 0 {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,6 +119,31 @@ func TestOptionsOverride(t *testing.T) {
 		if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, ":abc123") {
 			t.Errorf("Deployment/%s image %q does not carry --tag", n, img)
 		}
+	}
+}
+
+func TestNATSSizes(t *testing.T) {
+	for _, n := range []int{1, 2, 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			dir := t.TempDir()
+			src := fmt.Sprintf("name: shop\ndeploy:\n  registry: r\n  nats:\n    replicas: %d\n    image: nats:2.12.1-alpine\n    resources: {requests: {cpu: \"1\"}}\n", n)
+			c, err := config.Parse("metro.yaml", dir, []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := Render(c, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := decodeAll(t, YAML(ms))
+			checkCrossReferences(t, c, "", d)
+			checkNATS(t, d)
+			sts := d.statefulSets["shop-nats"]
+			if *sts.Spec.Replicas != int32(n) || sts.Spec.Template.Spec.Containers[0].Image != "nats:2.12.1-alpine" ||
+				sts.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String() != "1" {
+				t.Errorf("StatefulSet does not follow deploy.nats: %+v", sts.Spec)
+			}
+		})
 	}
 }
 
