@@ -119,8 +119,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer nc.Close()
 
-	gwLog := slog.New(slog.NewTextHandler(con.writer("gateway"), nil))
-	gw, err := startGateway(nc, cfg, gwLog)
+	gw, err := startGateway(ctx, nc, cfg, o.Listen != "", con)
 	if err != nil {
 		return err
 	}
@@ -135,8 +134,8 @@ func Run(ctx context.Context, o Options) error {
 		nc:      nc,
 		natsURL: natsURL,
 		monitor: monitor,
-		gwURL:   httpURL(gw.Addr()),
-		admURL:  httpURL(gw.AdminAddr()),
+		gwURL:   httpURL(addrString(gw.Addr())),
+		admURL:  httpURL(addrString(gw.AdminAddr())),
 		force:   make(chan struct{}),
 	}
 	wctx, wstop := context.WithCancel(context.WithoutCancel(ctx))
@@ -417,4 +416,9 @@ func httpURL(addr string) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// newLogger writes text logs to w, which prefixes each line.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
 }

@@ -80,7 +80,6 @@ func (s *syncBuffer) String() string {
 
 // devRun is one metro dev process under test.
 type devRun struct {
-	t    *testing.T
 	dir  string
 	cmd  *exec.Cmd
 	out  *syncBuffer
@@ -91,7 +90,7 @@ type devRun struct {
 // startDev runs metro dev in dir until the test ends.
 func startDev(t *testing.T, dir string, env ...string) *devRun {
 	t.Helper()
-	d := &devRun{t: t, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &devRun{dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	d.cmd.Dir = dir
 	d.cmd.Env = append(append(os.Environ(), envMain+"=1", "NO_COLOR=1"), env...)
@@ -138,23 +137,31 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // waitOutput waits until the output holds s.
-func (d *devRun) waitOutput(s string, timeout time.Duration) {
-	d.t.Helper()
-	waitFor(d.t, fmt.Sprintf("output %q\noutput so far:\n%s", s, d.out.String()), timeout, func() bool {
+func (d *devRun) waitOutput(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("output %q\noutput so far:\n%s", s, d.out.String()), timeout, func() bool {
 		select {
 		case <-d.done:
-			d.t.Fatalf("metro dev exited (%v) while waiting for %q:\n%s", d.err, s, d.out.String())
+			t.Fatalf("metro dev exited (%v) while waiting for %q:\n%s", d.err, s, d.out.String())
 		default:
 		}
 		return strings.Contains(d.out.String(), s)
 	})
 }
 
+// waitCount waits until the output holds s n times.
+func (d *devRun) waitCount(t *testing.T, s string, n int, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d times %q\noutput so far:\n%s", n, s, d.out.String()), timeout, func() bool {
+		return strings.Count(d.out.String(), s) >= n
+	})
+}
+
 // state waits for .metro/dev.json and returns it.
-func (d *devRun) state(timeout time.Duration) devstate.State {
-	d.t.Helper()
+func (d *devRun) state(t *testing.T, timeout time.Duration) devstate.State {
+	t.Helper()
 	var st devstate.State
-	waitFor(d.t, "dev.json\n"+d.out.String(), timeout, func() bool {
+	waitFor(t, "dev.json\n"+d.out.String(), timeout, func() bool {
 		b, err := os.ReadFile(filepath.Join(d.dir, devstate.RelPath))
 		return err == nil && json.Unmarshal(b, &st) == nil
 	})
@@ -162,15 +169,15 @@ func (d *devRun) state(timeout time.Duration) devstate.State {
 }
 
 // interrupt sends SIGINT and waits for the exit.
-func (d *devRun) interrupt(timeout time.Duration) (exitCode int) {
-	d.t.Helper()
+func (d *devRun) interrupt(t *testing.T, timeout time.Duration) (exitCode int) {
+	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		d.t.Fatalf("SIGINT: %v", err)
+		t.Fatalf("SIGINT: %v", err)
 	}
 	select {
 	case <-d.done:
 	case <-time.After(timeout):
-		d.t.Fatalf("metro dev still running %s after SIGINT:\n%s", timeout, d.out.String())
+		t.Fatalf("metro dev still running %s after SIGINT:\n%s", timeout, d.out.String())
 	}
 	return d.cmd.ProcessState.ExitCode()
 }
