@@ -36,7 +36,7 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s")
-	st := d.state(t, 2 * time.Minute)
+	st := d.state(t, 2*time.Minute)
 	d.waitOutput(t, "metro dev ready in", time.Second)
 	url := st.GatewayURL + e2ePath
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -169,7 +169,7 @@ func TestDevEndToEnd(t *testing.T) {
 		for _, p := range d.state(t, time.Second).Workers[e2eWorker] {
 			pids[p] = true
 		}
-		if code := d.interrupt(t, 30 * time.Second); code != 0 {
+		if code := d.interrupt(t, 30*time.Second); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
 		for p := range pids {
@@ -223,7 +223,7 @@ workers:
 		members = groupMembers(leaders[0])
 		return len(members) == 3
 	})
-	if code := d.interrupt(t, 30 * time.Second); code != 0 {
+	if code := d.interrupt(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	for _, p := range members {
@@ -274,7 +274,7 @@ workers:
 	if now := d.state(t, time.Second).Workers["steady"]; !slices.Equal(now, steady) {
 		t.Errorf("steady was restarted: %v -> %v", steady, now)
 	}
-	if code := d.interrupt(t, 30 * time.Second); code != 0 {
+	if code := d.interrupt(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	if alive(steady[0]) {
