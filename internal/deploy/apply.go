@@ -38,6 +38,9 @@ func Apply(ctx context.Context, ms []Manifest, stdout, stderr io.Writer) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("kubectl apply: %w", ctx.Err())
+		}
 		msg := strings.TrimSpace(tail.String())
 		if unreachable(msg) {
 			return fmt.Errorf("kubectl apply: %w (check `kubectl config current-context`): %s", ErrNoCluster, msg)

@@ -117,8 +117,8 @@ func TestApplyCancel(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Error("Apply returned nil after cancel")
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Apply after cancel = %v, want context.Canceled", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Apply did not return after cancel")

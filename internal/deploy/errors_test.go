@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -206,6 +207,16 @@ func TestRunOutputs(t *testing.T) {
 		}
 		if got := bytes.Join(docs, []byte("---\n")); !bytes.Equal(got, want) {
 			t.Error("the directory's files joined are not the golden stream")
+		}
+		// Where kubectl is installed, its kustomize must build the directory.
+		if kubectl, err := exec.LookPath("kubectl"); err == nil {
+			out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+			}
+			if n := len(decodeAll(t, bytes.TrimPrefix(out, []byte("---\n"))).deployments); n != 3 {
+				t.Errorf("kustomize build has %d Deployments, want 3", n)
+			}
 		}
 		for _, f := range []string{"shop-gateway-deployment.yaml", "shop-nats-statefulset.yaml", "shop-orders-horizontalpodautoscaler.yaml", "shop-namespace.yaml"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
