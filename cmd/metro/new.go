@@ -15,6 +15,11 @@ func newNewCmd(io *iostreams.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "new",
 		Short: "Add a part to the project (metro new worker NAME)",
+		// Runnable, so that "metro new" and "metro new gadget" are
+		// misuse (exit 2) rather than a help page that exits 0.
+		RunE: func(*cobra.Command, []string) error {
+			return usageErrorf("metro new needs to know what to add: metro new worker NAME")
+		},
 	}
 	cmd.AddCommand(newNewWorkerCmd(io))
 	return cmd
