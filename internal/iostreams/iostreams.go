@@ -6,6 +6,7 @@ package iostreams
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"os"
 
 	"golang.org/x/term"
@@ -54,3 +55,13 @@ func (s *IOStreams) ColorEnabled() bool { return s.stdoutTTY && !s.noColor }
 
 // ColorEnabledStderr is ColorEnabled for stderr, where logs and prefixed output go.
 func (s *IOStreams) ColorEnabledStderr() bool { return s.stderrTTY && !s.noColor }
+
+// Logger returns a logger writing to stderr: text for a person on a
+// terminal, JSON for machines otherwise.
+func (s *IOStreams) Logger(level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if s.stderrTTY {
+		return slog.New(slog.NewTextHandler(s.ErrOut, opts))
+	}
+	return slog.New(slog.NewJSONHandler(s.ErrOut, opts))
+}

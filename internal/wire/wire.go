@@ -93,13 +93,17 @@ type Request struct {
 	RequestID string
 	Deadline  time.Time
 	Body      []byte
+	// Forwarded, when set, replaces any X-Forwarded-* in Header.
+	Forwarded *Forwarded
 }
 
-// Msg returns the NATS message for r on subject subj. Extra headers (the
-// gateway's X-Forwarded-*) are set after the copy, so nothing the client
-// sent can override them.
-func (r *Request) Msg(subj string, extra map[string]string) *nats.Msg {
-	h := make(nats.Header, len(r.Header)+len(extra)+6)
+// Forwarded are the X-Forwarded-* values the gateway sends.
+type Forwarded struct{ For, Host, Proto string }
+
+// Msg returns the NATS message for r on subject subj. Forwarded headers
+// are set after the copy, so nothing the client sent can override them.
+func (r *Request) Msg(subj string) *nats.Msg {
+	h := make(nats.Header, len(r.Header)+9)
 	connection := r.Header["Connection"]
 	for k, v := range r.Header {
 		if isReserved(k) || isHop(k, connection) {
@@ -107,8 +111,10 @@ func (r *Request) Msg(subj string, extra map[string]string) *nats.Msg {
 		}
 		h[k] = v
 	}
-	for k, v := range extra {
-		h[k] = []string{v}
+	if f := r.Forwarded; f != nil {
+		h["X-Forwarded-For"] = []string{f.For}
+		h["X-Forwarded-Host"] = []string{f.Host}
+		h["X-Forwarded-Proto"] = []string{f.Proto}
 	}
 	h[HeaderVersion] = []string{Version}
 	h[HeaderMethod] = []string{r.Method}
@@ -195,8 +201,10 @@ type Reply struct {
 }
 
 // ReadReply reads a reply message (PROTOCOL.md section 3). It fails with
-// ErrBadReply when Metro-Status is not a three-digit status.
-func ReadReply(m *nats.Msg) (Reply, error) {
+// ErrBadReply when Metro-Status is not a three-digit status. A service
+// error without a body gets a problem body naming the error, with
+// requestID.
+func ReadReply(m *nats.Msg, requestID string) (Reply, error) {
 	rep := Reply{Status: http.StatusOK, Body: m.Data}
 	var status, svcCode string
 	hasStatus := false
@@ -251,6 +259,39 @@ func ReadReply(m *nats.Msg) (Reply, error) {
 		if rep.ServiceError == "" {
 			rep.ServiceError = "service error " + svcCode
 		}
+		if len(rep.Body) == 0 {
+			rep.Body = NewProblem(code, rep.ServiceError, requestID).Body()
+			if rep.Header == nil {
+				rep.Header = http.Header{}
+			}
+			rep.Header["Content-Type"] = []string{ProblemContentType}
+		}
+	}
+	return rep, nil
+}
+
+// Failure is an exchange that got no usable reply: the status and detail
+// to answer with instead.
+type Failure struct {
+	Status int
+	Detail string
+	Err    error
+}
+
+func (f *Failure) Error() string { return f.Detail }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Exchange sends msg as a request and reads its reply. Every failure is a
+// *Failure carrying the status the gateway answers for it.
+func Exchange(ctx context.Context, nc *nats.Conn, msg *nats.Msg, requestID string) (Reply, error) {
+	m, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		status, detail := ErrorStatus(err)
+		return Reply{}, &Failure{Status: status, Detail: detail, Err: err}
+	}
+	rep, err := ReadReply(m, requestID)
+	if err != nil {
+		return rep, &Failure{Status: http.StatusBadGateway, Detail: err.Error(), Err: err}
 	}
 	return rep, nil
 }

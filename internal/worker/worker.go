@@ -232,7 +232,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		unsubscribe(subs)
 		return err
 	}
-	if err := nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil && nc.IsConnected() {
+	if err := nc.FlushTimeout(10 * time.Second); err != nil && nc.IsConnected() {
 		unsubscribe(append(subs, svcSubs...))
 		return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 	}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/iostreams"
+	"github.com/metropolis-dev/metro/internal/natsconn"
+	"github.com/metropolis-dev/metro/internal/proxy"
+)
+
+func init() { commands = append(commands, newGatewayCmd) }
+
+type gatewayOptions struct {
+	io         *iostreams.IOStreams
+	configPath string
+	listen     string
+	admin      string
+	natsURL    string
+	prefix     string
+	timeout    config.Duration
+	maxBody    config.ByteSize
+	trusted    []string
+	embedNATS  string
+	accessLog  bool
+	auth       natsconn.Auth
+	changed    func(string) bool
+}
+
+func newGatewayCmd(io *iostreams.IOStreams) *cobra.Command {
+	o := &gatewayOptions{io: io}
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the HTTP gateway alone (production entry point)",
+		Long: `Run the HTTP gateway: every request is sent as a NATS request to the worker
+that announced its route, and the reply is the response.
+
+Settings come from flags, then METRO_* environment variables (NATS_URL for
+the server), then metro.yaml (--config, or found upward from here), then
+defaults.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.changed = cmd.Flags().Changed
+			return runGateway(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configPath, "config", "", "metro.yaml to read (default: search upward from the working directory)")
+	f.StringVar(&o.listen, "listen", "", "address for HTTP clients (default :8080)")
+	f.StringVar(&o.admin, "admin", "", "address for /healthz, /readyz and /metrics (default :9090)")
+	f.StringVar(&o.natsURL, "nats", "", "NATS server URL (default $NATS_URL, nats.url, nats://127.0.0.1:4222)")
+	f.StringVar(&o.prefix, "prefix", "", "subject prefix, e.g. api")
+	f.Var(&o.timeout, "timeout", "default per-request timeout (default 30s)")
+	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
+	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
+	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
+	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
+	f.StringVar(&o.auth.Creds, "creds", "", "NATS credentials file")
+	f.StringVar(&o.auth.NKey, "nkey", "", "NATS nkey seed file")
+	f.StringVar(&o.auth.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
+	f.StringVar(&o.auth.TLSKey, "tls-key", "", "client key for NATS TLS")
+	f.StringVar(&o.auth.TLSCA, "tls-ca", "", "CA bundle to verify the NATS server")
+	return cmd
+}
+
+func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
+	cfg, err := loadConfig(o.configPath)
+	if err != nil {
+		return err
+	}
+	g := &cfg.Gateway
+	set := func(name string, apply func()) {
+		if o.changed(name) {
+			apply()
+		}
+	}
+	set("listen", func() { g.Listen = o.listen })
+	set("admin", func() { g.Admin = o.admin })
+	set("nats", func() { cfg.NATS.URL = o.natsURL })
+	set("prefix", func() { g.Prefix = o.prefix })
+	set("timeout", func() { g.Timeout = o.timeout })
+	set("max-body", func() { g.MaxBody = o.maxBody })
+	set("trusted-proxies", func() { g.TrustedProxies = o.trusted })
+	if err := cfg.Validate(); err != nil {
+		return usageErr(err)
+	}
+	gw, err := proxy.ConfigFrom(cfg)
+	if err != nil {
+		return err
+	}
+	natsOpts, err := o.auth.Options()
+	if err != nil {
+		return usageErr(err)
+	}
+	log := o.io.Logger(slog.LevelInfo)
+	sc := proxy.ServerConfig{
+		Listen:        g.Listen,
+		Admin:         g.Admin,
+		NATSURL:       cfg.NATS.URL,
+		NATSOptions:   natsOpts,
+		EmbedNATS:     o.embedNATS,
+		Gateway:       gw,
+		Logger:        log,
+		AccessLogText: o.io.IsStderrTTY(),
+	}
+	if o.accessLog {
+		sc.AccessLog = o.io.ErrOut
+	}
+	ctx := cmd.Context()
+	srv, err := proxy.NewServer(ctx, sc)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// loadConfig reads metro.yaml (path, or found upward; none is fine: the
+// defaults) and applies the environment.
+func loadConfig(path string) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if path != "" {
+		cfg, err = config.Load(path)
+	} else {
+		cfg, err = config.LoadDir(".")
+		if errors.Is(err, config.ErrNotFound) {
+			d := config.Default()
+			cfg, err = &d, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	return cfg, nil
+}

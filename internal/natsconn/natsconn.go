@@ -1,0 +1,92 @@
+// Package natsconn is how commands find a NATS server and authenticate to
+// it: an explicit URL, else $NATS_URL, else the running metro dev, and the
+// credential and TLS options that nats.go supports.
+package natsconn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/devstate"
+)
+
+// Auth holds the credential and TLS files a command was given.
+type Auth struct {
+	Creds   string // a .creds file (JWT + seed)
+	NKey    string // an nkey seed file
+	TLSCert string // client certificate, with TLSKey
+	TLSKey  string
+	TLSCA   string // CA bundle to verify the server
+}
+
+// Options returns the nats.go options for a.
+func (a Auth) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.Creds != "" {
+		if _, err := os.Stat(a.Creds); err != nil {
+			return nil, fmt.Errorf("credentials file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(a.Creds))
+	}
+	if a.NKey != "" {
+		o, err := nats.NkeyOptionFromSeed(a.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed file %s: %w", a.NKey, err)
+		}
+		opts = append(opts, o)
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if a.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
+	}
+	if a.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(a.TLSCA))
+	}
+	return opts, nil
+}
+
+// ErrNoServer says where a command looked for NATS and found nothing.
+var ErrNoServer = errors.New("no NATS server: pass --server URL, set NATS_URL, or start `metro dev` in this project")
+
+// Resolve returns the URL to use: flag, else $NATS_URL, else the state
+// file of a metro dev running in dir or above. prefix is that dev's
+// subject prefix when the URL came from it.
+func Resolve(flag, dir string) (url, prefix string, err error) {
+	if flag != "" {
+		return flag, "", nil
+	}
+	if env := os.Getenv("NATS_URL"); env != "" {
+		return env, "", nil
+	}
+	st, err := devstate.Find(dir)
+	if errors.Is(err, devstate.ErrNotRunning) {
+		return "", "", ErrNoServer
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return st.NATSURL, st.Prefix, nil
+}
+
+// Connect resolves and connects, failing at once (not retrying) when the
+// server is not there: a command a person runs should say so plainly.
+func Connect(flag, dir, name string, a Auth) (*nats.Conn, string, error) {
+	url, prefix, err := Resolve(flag, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	opts, err := a.Options()
+	if err != nil {
+		return nil, "", err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name)}, opts...)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	return nc, prefix, nil
+}

@@ -1,0 +1,32 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/metropolis-dev/metro/internal/config"
+)
+
+// ConfigFrom maps the gateway block of metro.yaml onto a gateway Config.
+func ConfigFrom(c *config.Config) (Config, error) {
+	g := c.Gateway
+	out := Config{
+		Prefix:   g.Prefix,
+		Timeout:  g.Timeout.Std(),
+		MaxBody:  g.MaxBody.Int64(),
+		RouteTTL: g.RouteTTL.Std(),
+	}
+	if g.TrustedProxies != nil {
+		tp, err := ParseTrustedProxies(g.TrustedProxies)
+		if err != nil {
+			return out, c.Errorf("gateway.trusted_proxies", "%v", err)
+		}
+		out.TrustedProxies = tp
+	}
+	for i, r := range g.Routes {
+		if _, err := routeOf(r.Match, g.Prefix); err != nil {
+			return out, c.Errorf(fmt.Sprintf("gateway.routes[%d].match", i), "%v", err)
+		}
+		out.Routes = append(out.Routes, RouteConfig{Match: r.Match, Timeout: r.Timeout.Std()})
+	}
+	return out, nil
+}

@@ -1,0 +1,365 @@
+// Package proxy is the gateway: an http.Handler that maps each request to
+// a subject (internal/subject), sends it as a NATS request to the worker
+// queue group that owns the route, and answers with the reply
+// (internal/wire), plus the route table it learns from running services
+// and the server around it (listeners, admin endpoints, graceful stop).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/wire"
+)
+
+// Config is what the gateway needs; zero values take the defaults below.
+type Config struct {
+	Prefix  string
+	Timeout time.Duration
+	MaxBody int64
+	// TrustedProxies nil means DefaultTrustedProxies; empty trusts none.
+	TrustedProxies []netip.Prefix
+	// Routes are declared routes (reachable plain subscribers) and
+	// per-route timeout overrides.
+	Routes []RouteConfig
+	// RouteTTL is how long a route outlives its last announcing service.
+	RouteTTL time.Duration
+	// DiscoveryInterval is how often services are asked for their routes.
+	DiscoveryInterval time.Duration
+	Logger            *slog.Logger
+	// AccessLog, when set, gets one entry per request.
+	AccessLog  *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// RouteConfig declares a route or overrides an announced one's timeout.
+type RouteConfig struct {
+	Match   string // ServeMux pattern: "POST /orders"
+	Timeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeout           = 30 * time.Second
+	DefaultMaxBody           = 1 << 20
+	DefaultRouteTTL          = 10 * time.Minute
+	DefaultDiscoveryInterval = 400 * time.Millisecond
+)
+
+// Gateway serves HTTP by NATS request/reply.
+type Gateway struct {
+	nc             *nats.Conn
+	prefix         string
+	timeout        time.Duration
+	maxBody        int64
+	trustedProxies []netip.Prefix
+	interval       time.Duration
+	table          *table
+	metrics        *metrics
+	unmatched      *routeMetrics
+	log            *slog.Logger
+	access         *slog.Logger
+	ready          atomic.Bool
+}
+
+// New returns a gateway on nc. Call Run to learn routes.
+func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
+	g := &Gateway{
+		nc:             nc,
+		prefix:         cfg.Prefix,
+		timeout:        cmp(cfg.Timeout, DefaultTimeout),
+		maxBody:        cmp(cfg.MaxBody, DefaultMaxBody),
+		trustedProxies: cfg.TrustedProxies,
+		interval:       cmp(cfg.DiscoveryInterval, DefaultDiscoveryInterval),
+		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
+		log:            cfg.Logger,
+		access:         cfg.AccessLog,
+	}
+	if g.trustedProxies == nil {
+		g.trustedProxies = DefaultTrustedProxies
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	g.metrics = newMetrics(reg, nc, func() int { return len(g.table.load()) })
+	g.unmatched = g.metrics.forRoute(unmatchedRoute)
+	g.table.newRoute = func(r *route) {
+		r.metrics = g.metrics.forRoute(r.pattern)
+		g.log.Info("route added", "route", r.pattern, "subject", r.subject)
+	}
+	for _, rc := range cfg.Routes {
+		r, err := routeOf(rc.Match, g.prefix)
+		if err != nil {
+			return nil, fmt.Errorf("gateway route %q: %w", rc.Match, err)
+		}
+		g.table.declare(r, rc.Timeout)
+	}
+	return g, nil
+}
+
+func cmp[T int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Run learns the route table from running services until ctx ends. The
+// gateway is ready once the first round of answers had time to arrive.
+func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- discovery.Watch(ctx, g.nc, g.prefix, g.interval, func(s discovery.Service) {
+			g.table.announce(s, time.Now())
+		})
+	}()
+	t := time.NewTicker(g.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case err := <-errc:
+			return err
+		case now := <-t.C:
+			g.ready.Store(true)
+			g.table.expire(now)
+		}
+	}
+}
+
+// Ready reports whether the gateway has a route table and a connection.
+func (g *Gateway) Ready() bool { return g.ready.Load() && g.nc.IsConnected() }
+
+// Routes returns the patterns in the route table, most specific first.
+func (g *Gateway) Routes() []string {
+	rs := g.table.load()
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.pattern
+	}
+	return out
+}
+
+// exchange is what one request did, for metrics and the access log.
+type exchange struct {
+	status  int
+	subject string
+	route   *route
+	bytes   int
+	err     string
+}
+
+// statusClientGone is logged when the client left before the answer, as
+// nginx does; nothing is written to the client.
+const statusClientGone = 499
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	g.metrics.inflight.Inc()
+	rid := wire.RequestID(r.Header.Get(wire.ClientRequestID))
+	w.Header()[wire.ClientRequestID] = []string{rid}
+	var x exchange
+	g.serve(w, r, rid, &x)
+	g.metrics.inflight.Dec()
+	elapsed := time.Since(start)
+	rm := g.unmatched
+	if x.route != nil {
+		rm = x.route.metrics
+	}
+	rm.observe(x.status, elapsed.Seconds())
+	if g.access != nil {
+		g.logAccess(r, rid, &x, elapsed)
+	}
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *exchange) {
+	fail := func(status int, detail string) {
+		x.status, x.err = status, detail
+		retry := 0
+		if status == http.StatusServiceUnavailable {
+			retry = wire.RetryAfterSeconds
+		}
+		wire.WriteProblem(w, status, detail, rid, retry)
+	}
+	path := r.URL.EscapedPath()
+	var buf [256]byte
+	sb, err := subject.Append(buf[:0], g.prefix, r.Method, path)
+	if err != nil {
+		fail(statusOf(err), err.Error())
+		return
+	}
+	x.subject = string(sb)
+	rt, allow := g.table.load().match(x.subject)
+	if rt == nil {
+		if len(allow) > 0 {
+			w.Header()["Allow"] = []string{allowHeader(allow)}
+			fail(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, allowHeader(allow)))
+			return
+		}
+		fail(http.StatusNotFound, "no route matches "+r.Method+" "+path)
+		return
+	}
+	x.route = rt
+	if !g.nc.IsConnected() {
+		// nats.go would buffer the request until it reconnects; a client
+		// is better served by an answer now.
+		fail(http.StatusServiceUnavailable, "the gateway is not connected to NATS")
+		return
+	}
+	body, status, err := g.readBody(w, r)
+	if err != nil {
+		fail(status, err.Error())
+		return
+	}
+	timeout := g.timeout
+	if rt.timeout > 0 {
+		timeout = rt.timeout
+	}
+	deadline := time.Now().Add(timeout)
+	xff, host, proto := g.forwarded(r)
+	req := wire.Request{
+		Method:      r.Method,
+		EscapedPath: path,
+		RawQuery:    r.URL.RawQuery,
+		Header:      r.Header,
+		RequestID:   rid,
+		Deadline:    deadline,
+		Body:        body,
+		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	rep, err := wire.Exchange(ctx, g.nc, req.Msg(x.subject), rid)
+	cancel()
+	if err != nil {
+		if r.Context().Err() != nil {
+			x.status, x.err = statusClientGone, "client went away"
+			return
+		}
+		var f *wire.Failure
+		errors.As(err, &f)
+		fail(f.Status, f.Detail)
+		return
+	}
+	h := w.Header()
+	for k, v := range rep.Header {
+		h[k] = v
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // the worker chose none: do not sniff one
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(rep.Body))}
+	h[wire.ClientRequestID] = []string{rid}
+	w.WriteHeader(rep.Status)
+	n, _ := w.Write(rep.Body)
+	x.status, x.bytes = rep.Status, n
+}
+
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole body: a request message carries it in one piece.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	limit := g.maxBody
+	if mp := g.nc.MaxPayload(); mp > 0 && mp < limit {
+		limit = mp
+	}
+	switch {
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		return nil, 0, nil
+	case r.ContentLength > limit:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, limit)
+	case r.ContentLength > 0:
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+		}
+		return b, 0, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+	}
+	return b, 0, nil
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, subject.ErrMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, subject.ErrTooLong):
+		return http.StatusRequestURITooLong
+	}
+	return http.StatusBadRequest
+}
+
+// allowHeader lists methods sorted and once each; GET brings HEAD along.
+func allowHeader(methods []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range methods {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	if seen[http.MethodGet] && !seen[http.MethodHead] {
+		out = append(out, http.MethodHead)
+	}
+	sortStrings(out)
+	return strings.Join(out, ", ")
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Duration) {
+	route := ""
+	if x.route != nil {
+		route = x.route.pattern
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rid),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.EscapedPath()),
+		slog.String("route", route),
+		slog.String("subject", x.subject),
+		slog.Int("status", x.status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.Int("bytes", x.bytes),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if x.err != "" {
+		attrs = append(attrs, slog.String("error", x.err))
+	}
+	g.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}

@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServerConfig is a whole gateway process: listeners, NATS, gateway.
+type ServerConfig struct {
+	Listen string // HTTP for clients, e.g. ":8080"
+	Admin  string // /healthz /readyz /metrics; "" for none
+	// NATSURL is the server to connect to, unless EmbedNATS is set.
+	NATSURL     string
+	NATSOptions []nats.Option
+	// EmbedNATS, when set, runs a nats-server in this process listening
+	// there (host:port) for workers; the gateway talks to it in process.
+	EmbedNATS string
+	// Conn, when set, is used as is (and not closed): metro dev passes
+	// its own connection to its embedded server.
+	Conn    *nats.Conn
+	Gateway Config
+	// ShutdownTimeout bounds how long in-flight requests may take to
+	// finish after a stop; default: the gateway timeout plus 5s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	// AccessLog, when set, gets one entry per request, JSON or (with
+	// AccessLogText) text, written in batches.
+	AccessLog     io.Writer
+	AccessLogText bool
+}
+
+// Server runs a gateway on its listeners.
+type Server struct {
+	cfg      ServerConfig
+	gw       *Gateway
+	nc       *nats.Conn
+	ownConn  bool
+	ns       *server.Server
+	ln       net.Listener
+	adminLn  net.Listener
+	http     *http.Server
+	admin    *http.Server
+	stopping atomic.Bool
+	log      *slog.Logger
+	access   *bufferedLog
+}
+
+// NewServer connects to NATS (retrying in the background: the gateway
+// answers 503 and is not ready until connected), binds the listeners and
+// builds the gateway. Run serves.
+func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.Gateway.Logger == nil {
+		cfg.Gateway.Logger = s.log
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+	if err := s.connect(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Gateway.Registerer = reg
+	if cfg.AccessLog != nil {
+		s.access = newBufferedLog(cfg.AccessLog, 100*time.Millisecond)
+		if cfg.AccessLogText {
+			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(s.access, nil))
+		} else {
+			cfg.Gateway.AccessLog = slog.New(slog.NewJSONHandler(s.access, nil))
+		}
+	}
+	gw, err := New(s.nc, cfg.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	s.gw = gw
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("gateway listener on %s: %w", cfg.Listen, err)
+	}
+	timeout := cmp(cfg.Gateway.Timeout, DefaultTimeout)
+	s.http = &http.Server{
+		Handler: gw,
+		// Slow-loris bounds: headers must arrive promptly and be small;
+		// the body has the route timeout's time to arrive.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       timeout + 10*time.Second,
+		WriteTimeout:      timeout + 15*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Admin != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			return nil, fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		mux.HandleFunc("GET /readyz", s.readyz)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) connect() error {
+	if s.cfg.Conn != nil {
+		s.nc = s.cfg.Conn
+		return nil
+	}
+	opts := append([]nats.Option{
+		nats.Name("metro gateway"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}, s.cfg.NATSOptions...)
+	url := s.cfg.NATSURL
+	if s.cfg.EmbedNATS != "" {
+		host, port, err := splitHostPort(s.cfg.EmbedNATS)
+		if err != nil {
+			return fmt.Errorf("--embed-nats %q: %w", s.cfg.EmbedNATS, err)
+		}
+		ns, err := server.NewServer(&server.Options{Host: host, Port: port, NoSigs: true, NoLog: true})
+		if err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			ns.Shutdown()
+			return fmt.Errorf("embedded NATS on %s did not start (port in use?)", s.cfg.EmbedNATS)
+		}
+		s.ns = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ns.ClientURL()
+	}
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	s.nc, s.ownConn = nc, true
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := net.LookupPort("tcp", p)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.stopping.Load() || !s.gw.Ready() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// Gateway returns the handler, for tests and metro dev.
+func (s *Server) Gateway() *Gateway { return s.gw }
+
+// Addr is the client listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// AdminAddr is the admin listener's address, nil without one.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// NATSURL is the URL workers should use: the embedded server's when there
+// is one.
+func (s *Server) NATSURL() string {
+	if s.ns != nil {
+		return s.ns.ClientURL()
+	}
+	return s.nc.ConnectedUrl()
+}
+
+// Run serves until ctx ends, then stops gracefully: readiness goes false,
+// the listener closes, requests in flight finish, NATS drains.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.closeAll()
+	gctx, stopGateway := context.WithCancel(context.Background())
+	defer stopGateway()
+	discoveryDone := make(chan error, 1)
+	go func() { discoveryDone <- s.gw.Run(gctx) }()
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(s.http, s.ln) }()
+	if s.admin != nil {
+		go func() { errc <- serve(s.admin, s.adminLn) }()
+	}
+	s.log.Info("gateway listening", "addr", s.ln.Addr().String(), "prefix", s.cfg.Gateway.Prefix)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.stopping.Store(true)
+	s.log.Info("gateway stopping: finishing requests in flight")
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = cmp(s.cfg.Gateway.Timeout, DefaultTimeout) + 5*time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if serr := s.http.Shutdown(sctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stopping gateway listener: %w", serr))
+	}
+	stopGateway()
+	<-discoveryDone
+	if s.admin != nil {
+		_ = s.admin.Shutdown(sctx)
+	}
+	if s.ownConn {
+		if derr := drain(sctx, s.nc); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}
+	s.log.Info("gateway stopped")
+	return err
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// drain drains nc and waits until it is closed.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return nil
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		nc.Close()
+	}
+	return nil
+}
+
+// closeAll releases what NewServer or Run acquired; safe to repeat.
+func (s *Server) closeAll() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	if s.ownConn && s.nc != nil {
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+	if s.access != nil {
+		s.access.Close()
+		s.access = nil
+	}
+}
