@@ -266,12 +266,11 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	}
 
 	d := &data{
-		Project:            c.Name,
-		Namespace:          dep.Namespace,
-		Ingress:            dep.Ingress,
-		Monitor:            dep.Monitor,
-		WorkerHealthPort:   workerHealthPort,
-		WorkerGraceSeconds: 0,
+		Project:          c.Name,
+		Namespace:        dep.Namespace,
+		Ingress:          dep.Ingress,
+		Monitor:          dep.Monitor,
+		WorkerHealthPort: workerHealthPort,
 	}
 	switch {
 	case c.Name == "":
@@ -340,8 +339,8 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	g.Image = image("deploy.gateway.image", dep.Gateway.Image, "gateway")
 	g.Replicas, g.MaxReplicas = dep.Gateway.Replicas, dep.Gateway.MaxReplicas
 	g.HPA = g.MaxReplicas > g.Replicas
-	g.HTTPPort = port(c, "gateway.listen", c.Gateway.Listen, fail)
-	g.AdminPort = port(c, "gateway.admin", c.Gateway.Admin, fail)
+	g.HTTPPort = port("gateway.listen", c.Gateway.Listen, fail)
+	g.AdminPort = port("gateway.admin", c.Gateway.Admin, fail)
 	if g.HTTPPort != 0 && g.HTTPPort == g.AdminPort {
 		fail("gateway.admin", "uses the same port as gateway.listen")
 	}
@@ -414,7 +413,7 @@ func newData(c *config.Config, opts Options) (*data, error) {
 }
 
 // port returns the port of a listen address; a pod needs a fixed one.
-func port(c *config.Config, key, addr string, fail func(string, string, ...any)) int {
+func port(key, addr string, fail func(string, string, ...any)) int {
 	_, p, err := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(p)
 	if err != nil || n <= 0 || n > 65535 {
