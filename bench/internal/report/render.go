@@ -1,0 +1,105 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Render writes res as the table bench/run prints: one row per scenario,
+// then the ceiling, the goals and a warning when the machine was busy.
+func Render(w io.Writer, res Result) error {
+	var b strings.Builder
+	if s := runLine(res.Run); s != "" {
+		b.WriteString(s + "\n\n")
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tscenario\treq/s\tp50\tp99\tx nginx\tx revproxy\tof ceiling\tCPU us/req")
+	for _, sr := range res.Scenarios {
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			sr.ID, sr.Label, sr.RPS, msString(sr.P50Ms), msString(sr.P99Ms),
+			opt(sr.XNginx, "%.2f"), opt(sr.XRevproxy, "%.2f"), opt(sr.OfCeiling, "%.2f"), cpuString(sr))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("rendering the table: %w", err)
+	}
+	b.WriteString("\n")
+	if res.CeilingRPS != nil {
+		fmt.Fprintf(&b, "ceiling 1/(1/a + 1/f): %.0f req/s\n", *res.CeilingRPS)
+	}
+	for _, g := range res.Goals {
+		op, verdict := ">=", "met"
+		if g.AtMost {
+			op = "<="
+		}
+		if !g.Met {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(&b, "goal: %s %.2fx (target %s %gx): %s\n", g.What, g.Value, op, g.Target, verdict)
+	}
+	for _, sr := range res.Scenarios {
+		if sr.Errors > 0 {
+			fmt.Fprintf(&b, "warning: %s had %d errors (non-2xx, socket or NATS): its figures are not comparable\n", sr.ID, sr.Errors)
+		}
+	}
+	if res.OtherLoadCPUs != nil && *res.OtherLoadCPUs >= 0.1 {
+		fmt.Fprintf(&b, "warning: other processes kept %.2f CPUs busy during the samples (median): figures are low\n", *res.OtherLoadCPUs)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func runLine(run map[string]string) string {
+	var parts []string
+	if v := run["rounds"]; v != "" {
+		parts = append(parts, "rounds "+v)
+	}
+	if v := run["duration"]; v != "" {
+		parts = append(parts, v+" samples")
+	}
+	if c, t := run["connections"], run["wrk_threads"]; c != "" {
+		s := "connections " + c
+		if t != "" {
+			s += ", wrk threads " + t
+		}
+		parts = append(parts, s)
+	}
+	if v := run["cpus"]; v != "" {
+		s := "CPUs " + v
+		if m := run["cpu_model"]; m != "" {
+			s += " (" + m + ")"
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "metro bench: " + strings.Join(parts, ", ") + "; medians"
+}
+
+func msString(v float64) string {
+	if v < 1 {
+		return strconv.FormatFloat(v*1000, 'f', 0, 64) + "us"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + "ms"
+}
+
+func opt(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func cpuString(sr ScenarioResult) string {
+	var parts []string
+	for _, r := range sr.Roles() {
+		parts = append(parts, fmt.Sprintf("%s %.1f", r, sr.CPUUsPerReq[r]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,211 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Result is the benchmark's outcome, as written to bench/results/*.json.
+type Result struct {
+	Schema int               `json:"schema"`
+	Run    map[string]string `json:"run"`
+	// Scenarios holds the scenarios measured, in Scenarios order.
+	Scenarios []ScenarioResult `json:"scenarios"`
+	// CeilingRPS is 1/(1/a + 1/f): the rate this machine could reach if an
+	// HTTP hop and a NATS round trip were all a request cost.
+	CeilingRPS *float64 `json:"ceiling_rps,omitempty"`
+	Goals      []Goal   `json:"goals,omitempty"`
+	// OtherLoadCPUs is the median number of CPUs that processes outside
+	// the benchmark kept busy during the samples: a number well above zero
+	// means the figures are depressed by a shared machine.
+	OtherLoadCPUs *float64        `json:"other_load_cpus,omitempty"`
+	Reload        json.RawMessage `json:"reload,omitempty"`
+}
+
+// ScenarioResult holds the medians over a scenario's samples.
+type ScenarioResult struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Label     string   `json:"label"`
+	RPS       float64  `json:"rps"`
+	P50Ms     float64  `json:"p50_ms"`
+	P99Ms     float64  `json:"p99_ms"`
+	XNginx    *float64 `json:"x_nginx,omitempty"`
+	XRevproxy *float64 `json:"x_revproxy,omitempty"`
+	P99XNginx *float64 `json:"p99_x_nginx,omitempty"`
+	OfCeiling *float64 `json:"of_ceiling,omitempty"`
+	// CPUUsPerReq maps each process role to the median CPU microseconds it
+	// spent per request.
+	CPUUsPerReq map[string]float64 `json:"cpu_us_per_req,omitempty"`
+	Errors      int64              `json:"errors"`
+	Samples     []SampleResult     `json:"samples"`
+}
+
+// SampleResult is one sample as measured.
+type SampleResult struct {
+	Round         int                `json:"round"`
+	Requests      int64              `json:"requests"`
+	Seconds       float64            `json:"seconds"`
+	RPS           float64            `json:"rps"`
+	P50Ms         float64            `json:"p50_ms"`
+	P99Ms         float64            `json:"p99_ms"`
+	Errors        int64              `json:"errors"`
+	CPUUsPerReq   map[string]float64 `json:"cpu_us_per_req,omitempty"`
+	OtherLoadCPUs *float64           `json:"other_load_cpus,omitempty"`
+}
+
+// Goal is one of issue 10's targets for metro (d), checked on the medians.
+type Goal struct {
+	What   string  `json:"what"`
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	AtMost bool    `json:"at_most,omitempty"`
+	Met    bool    `json:"met"`
+}
+
+// Summarize computes the medians, ratios and goals of samples. clkTck is
+// the kernel's USER_HZ (getconf CLK_TCK), the unit of the CPU ticks.
+func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, error) {
+	if clkTck <= 0 {
+		return Result{}, fmt.Errorf("clock ticks per second must be positive, got %d", clkTck)
+	}
+	res := Result{Schema: 1, Run: meta}
+	if res.Run == nil {
+		res.Run = map[string]string{}
+	}
+	tickUs := 1e6 / float64(clkTck)
+	var other []float64
+	byID := map[string]*ScenarioResult{}
+	for _, sc := range Scenarios {
+		var (
+			rps, p50, p99 []float64
+			cpu           = map[string][]float64{}
+			sr            = ScenarioResult{ID: sc.ID, Name: sc.Name, Label: sc.Label}
+		)
+		for _, s := range samples {
+			if s.Scenario != sc.ID {
+				continue
+			}
+			one := SampleResult{
+				Round:    s.Round,
+				Requests: s.Requests,
+				Seconds:  round(s.Elapsed.Seconds(), 3),
+				RPS:      round(s.RPS, 1),
+				P50Ms:    ms(s.P50),
+				P99Ms:    ms(s.P99),
+				Errors:   s.Errors,
+			}
+			if s.Requests > 0 && len(s.CPUTicks) > 0 {
+				one.CPUUsPerReq = map[string]float64{}
+				for role, t := range s.CPUTicks {
+					v := float64(t) * tickUs / float64(s.Requests)
+					one.CPUUsPerReq[role] = round(v, 2)
+					cpu[role] = append(cpu[role], v)
+				}
+			}
+			if s.MachineTicks > 0 && s.Elapsed > 0 {
+				used := s.ClientTicks
+				for _, t := range s.CPUTicks {
+					used += t
+				}
+				o := max(0, float64(s.MachineTicks-used)/float64(clkTck)/s.Elapsed.Seconds())
+				one.OtherLoadCPUs = ptr(round(o, 2))
+				other = append(other, o)
+			}
+			rps = append(rps, s.RPS)
+			p50 = append(p50, float64(s.P50))
+			p99 = append(p99, float64(s.P99))
+			sr.Errors += s.Errors
+			sr.Samples = append(sr.Samples, one)
+		}
+		if len(sr.Samples) == 0 {
+			continue
+		}
+		sr.RPS = round(median(rps), 1)
+		sr.P50Ms = ms(time.Duration(median(p50)))
+		sr.P99Ms = ms(time.Duration(median(p99)))
+		if len(cpu) > 0 {
+			sr.CPUUsPerReq = map[string]float64{}
+			for role, vs := range cpu {
+				sr.CPUUsPerReq[role] = round(median(vs), 2)
+			}
+		}
+		res.Scenarios = append(res.Scenarios, sr)
+		byID[sc.ID] = &res.Scenarios[len(res.Scenarios)-1]
+	}
+	if len(res.Scenarios) == 0 {
+		return Result{}, fmt.Errorf("no sample belongs to a known scenario")
+	}
+	if len(other) > 0 {
+		res.OtherLoadCPUs = ptr(round(median(other), 2))
+	}
+	a, f := byID["a"], byID["f"]
+	if a != nil && f != nil && a.RPS > 0 && f.RPS > 0 {
+		res.CeilingRPS = ptr(round(1/(1/a.RPS+1/f.RPS), 1))
+	}
+	nginx, rp := byID["b"], byID["c"]
+	for i := range res.Scenarios {
+		sr := &res.Scenarios[i]
+		if sr.ID == "f" {
+			// Raw NATS is an ingredient of the ceiling, not an HTTP
+			// server: ratios to HTTP servers would mean nothing.
+			continue
+		}
+		if nginx != nil && nginx.RPS > 0 {
+			sr.XNginx = ptr(round(sr.RPS/nginx.RPS, 3))
+			if nginx.P99Ms > 0 {
+				sr.P99XNginx = ptr(round(sr.P99Ms/nginx.P99Ms, 3))
+			}
+		}
+		if rp != nil && rp.RPS > 0 {
+			sr.XRevproxy = ptr(round(sr.RPS/rp.RPS, 3))
+		}
+		if res.CeilingRPS != nil && (sr.ID == "d" || sr.ID == "e") {
+			sr.OfCeiling = ptr(round(sr.RPS / *res.CeilingRPS, 3))
+		}
+	}
+	if d := byID["d"]; d != nil {
+		if d.XNginx != nil {
+			res.Goals = append(res.Goals, Goal{What: "metro (d) req/s vs nginx", Value: *d.XNginx, Target: 0.5, Met: *d.XNginx >= 0.5})
+		}
+		if d.XRevproxy != nil {
+			res.Goals = append(res.Goals, Goal{What: "metro (d) req/s vs ReverseProxy", Value: *d.XRevproxy, Target: 2, Met: *d.XRevproxy >= 2})
+		}
+		if d.P99XNginx != nil {
+			res.Goals = append(res.Goals, Goal{What: "metro (d) p99 vs nginx", Value: *d.P99XNginx, Target: 2, AtMost: true, Met: *d.P99XNginx <= 2})
+		}
+	}
+	return res, nil
+}
+
+// Roles returns the CPU roles of sr in a stable, readable order: the metro
+// processes first, in request order, then the rest by name.
+func (sr ScenarioResult) Roles() []string {
+	order := []string{"gateway", "nats-server", "worker"}
+	var roles []string
+	for _, r := range order {
+		if _, ok := sr.CPUUsPerReq[r]; ok {
+			roles = append(roles, r)
+		}
+	}
+	var rest []string
+	for r := range sr.CPUUsPerReq {
+		if !slices.Contains(order, r) {
+			rest = append(rest, r)
+		}
+	}
+	slices.Sort(rest)
+	return append(roles, rest...)
+}
+
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}
+
+func ptr[T any](v T) *T { return &v }
