@@ -206,7 +206,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	var buf [256]byte
 	sb, err := subject.Append(buf[:0], g.prefix, r.Method, path)
 	if err != nil {
-		fail(statusOf(err), err.Error())
+		fail(wire.PathStatus(err), err.Error())
 		return
 	}
 	x.subject = string(sb)
@@ -305,16 +305,6 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
 	}
 	return b, 0, nil
-}
-
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, subject.ErrMethod):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, subject.ErrTooLong):
-		return http.StatusRequestURITooLong
-	}
-	return http.StatusBadRequest
 }
 
 // allowHeader lists methods sorted and once each; GET brings HEAD along.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/subject"
 )
 
 // Problem is an RFC 9457 problem detail, with the request id as an
@@ -68,4 +70,16 @@ func ErrorStatus(err error) (status int, detail string) {
 		return http.StatusBadGateway, err.Error()
 	}
 	return http.StatusBadGateway, err.Error()
+}
+
+// PathStatus is the status for an error of subject.Append: 405 for a bad
+// method, 414 for a path over the limits, 400 otherwise.
+func PathStatus(err error) int {
+	switch {
+	case errors.Is(err, subject.ErrMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, subject.ErrTooLong):
+		return http.StatusRequestURITooLong
+	}
+	return http.StatusBadRequest
 }

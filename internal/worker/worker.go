@@ -81,6 +81,7 @@ type Worker struct {
 	inflight sync.WaitGroup
 	sem      chan struct{}
 	nc       *nats.Conn
+	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
 	maxReply int
 }
@@ -108,6 +109,12 @@ func New(opts Options) *Worker {
 		log:       opts.Logger.With("worker", opts.Name),
 	}
 }
+
+// Conn is the worker's connection while Run runs, nil otherwise.
+func (w *Worker) Conn() *nats.Conn { return w.conn.Load() }
+
+// Prefix is the subject prefix the worker serves under.
+func (w *Worker) Prefix() string { return w.opts.Prefix }
 
 // ID is the service instance id announced in $SRV replies.
 func (w *Worker) ID() string { return w.id }
@@ -203,6 +210,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer nc.Close()
 	}
 	w.nc = nc
+	w.conn.Store(nc)
+	defer w.conn.Store(nil)
 	w.sem = make(chan struct{}, w.opts.Concurrency)
 	w.started = time.Now().UTC()
 

@@ -1,0 +1,168 @@
+package metro
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/wire"
+)
+
+// Scheme is the URL scheme of requests sent with a Transport:
+//
+//	metro:///products/42      the Transport's own prefix
+//	metro://api/products/42   subject prefix "api"
+//
+// The host part names a subject prefix, since there are no hosts on NATS.
+const Scheme = "metro"
+
+// DefaultCallTimeout bounds a call whose context has no deadline.
+const DefaultCallTimeout = 30 * time.Second
+
+// ErrNotRunning is returned by a worker's client before Run has connected.
+var ErrNotRunning = errors.New("metro: worker is not running")
+
+// Transport is an http.RoundTripper that sends each request over NATS
+// exactly as the gateway would (PROTOCOL.md), so workers call each other
+// with a plain http.Client and no HTTP hop. Where the gateway would answer
+// an error itself (no worker 503, no reply in time 504, bad path 400/414,
+// bad reply 502), the Transport returns that response too, with a problem
+// body; only a cancelled request context is an error.
+//
+// A call made with the context of a request being handled carries that
+// request's id and traceparent, and its deadline never outlives the
+// incoming one.
+//
+// Unlike the gateway, the Transport has no route table: a path that no
+// worker serves is 503, not 404.
+type Transport struct {
+	// Conn is the connection to use; a worker's Client sets Conns instead.
+	Conn *nats.Conn
+	// Prefix is the subject prefix for metro:/// URLs.
+	Prefix string
+	// Timeout bounds calls whose context has no deadline (default 30s).
+	Timeout time.Duration
+
+	conn func() *nats.Conn
+}
+
+// Client returns an http.Client that calls other workers through this
+// worker's connection; usable while Run runs.
+func (w *Worker) Client() *http.Client {
+	return &http.Client{Transport: w.Transport()}
+}
+
+// Transport returns the worker's Transport; usable while Run runs.
+func (w *Worker) Transport() *Transport {
+	return &Transport{Prefix: w.w.Prefix(), conn: w.w.Conn}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		defer req.Body.Close()
+	}
+	if req.URL.Scheme != Scheme {
+		return nil, fmt.Errorf("metro: unsupported URL scheme %q (want %s://)", req.URL.Scheme, Scheme)
+	}
+	nc := t.Conn
+	if t.conn != nil {
+		nc = t.conn()
+	}
+	if nc == nil {
+		return nil, ErrNotRunning
+	}
+	ctx := req.Context()
+	in := wire.IncomingFrom(ctx)
+	clientID := req.Header.Get(wire.ClientRequestID)
+	if in != nil && clientID == "" {
+		clientID = in.RequestID
+	}
+	rid := wire.RequestID(clientID)
+	prefix := t.Prefix
+	if req.URL.Host != "" {
+		prefix = req.URL.Host
+	}
+	path := req.URL.EscapedPath()
+	subj, err := subject.FromPath(prefix, req.Method, path)
+	if err != nil {
+		return problemResponse(req, wire.PathStatus(err), err.Error(), rid), nil
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, fmt.Errorf("metro: reading request body: %w", err)
+		}
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		timeout := t.Timeout
+		if timeout <= 0 {
+			timeout = DefaultCallTimeout
+		}
+		deadline = time.Now().Add(timeout)
+	}
+	h := req.Header
+	if in != nil && in.TraceParent != "" && h.Get("Traceparent") == "" {
+		h = h.Clone()
+		h.Set("Traceparent", in.TraceParent)
+		if in.TraceState != "" {
+			h.Set("Tracestate", in.TraceState)
+		}
+	}
+	r := wire.Request{
+		Method:      req.Method,
+		EscapedPath: path,
+		RawQuery:    req.URL.RawQuery,
+		Header:      h,
+		RequestID:   rid,
+		Deadline:    deadline,
+		Body:        body,
+	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	rep, err := wire.Exchange(cctx, nc, r.Msg(subj), rid)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var f *wire.Failure
+		errors.As(err, &f)
+		return problemResponse(req, f.Status, f.Detail, rid), nil
+	}
+	if rep.Header == nil {
+		rep.Header = http.Header{}
+	}
+	rep.Header.Set(wire.ClientRequestID, rid)
+	return response(req, rep.Status, rep.Header, rep.Body), nil
+}
+
+func problemResponse(req *http.Request, status int, detail, rid string) *http.Response {
+	h := http.Header{"Content-Type": {wire.ProblemContentType}, wire.ClientRequestID: {rid}}
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(wire.RetryAfterSeconds))
+	}
+	return response(req, status, h, wire.NewProblem(status, detail, rid).Body())
+}
+
+func response(req *http.Request, status int, h http.Header, body []byte) *http.Response {
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
