@@ -1,7 +1,6 @@
 package devserver
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -197,10 +196,23 @@ func errString(err error) string {
 }
 
 // TestDevKillsWorkerIgnoringTERM: a worker (and its children) that ignore
-// SIGTERM are killed after the grace period, and metro dev still exits 0.
+// SIGTERM are killed after the grace period, or at once on a second
+// SIGINT, and metro dev still exits 0 leaving no process behind.
 func TestDevKillsWorkerIgnoringTERM(t *testing.T) {
-	dir := writeProject(t, map[string]string{
-		"metro.yaml": `name: stubborn
+	tests := []struct {
+		name    string
+		grace   string
+		signals int
+	}{
+		{"grace period runs out", "300ms", 1},
+		// The grace is far longer than the wait for the exit below: only
+		// the second signal can end it in time.
+		{"second SIGINT forces", "10m", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeProject(t, map[string]string{
+				"metro.yaml": `name: stubborn
 gateway:
   listen: "127.0.0.1:0"
   admin: ""
@@ -210,29 +222,95 @@ workers:
   stubborn:
     run: trap "" TERM; echo started; sleep 1000 & sleep 1000
 `,
-	})
-	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=300ms", "DEVSERVER_TEST_READY=200ms")
-	st := d.state(t, time.Minute)
-	d.waitOutput(t, "stubborn | started", 10*time.Second)
-	leaders := st.Workers["stubborn"]
-	if len(leaders) != 1 {
-		t.Fatalf("worker pids = %v", leaders)
+			})
+			d := startDev(t, dir, "DEVSERVER_TEST_GRACE="+tt.grace, "DEVSERVER_TEST_READY=200ms")
+			st := d.state(t, time.Minute)
+			d.waitOutput(t, "stubborn | started", 10*time.Second)
+			leaders := st.Workers["stubborn"]
+			if len(leaders) != 1 {
+				t.Fatalf("worker pids = %v", leaders)
+			}
+			var members []int
+			waitFor(t, "the shell and both sleeps", 10*time.Second, func() bool {
+				members = groupMembers(leaders[0])
+				return len(members) == 3
+			})
+			if tt.signals == 2 {
+				if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+				d.waitOutput(t, "stopping (Ctrl-C again to force)", 10*time.Second)
+			}
+			if code := d.interrupt(t, 30*time.Second); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			for _, p := range members {
+				if alive(p) {
+					t.Errorf("pid %d (group %d) survived", p, leaders[0])
+				}
+			}
+			if tt.signals == 2 && !strings.Contains(d.out.String(), "dev      | forcing") {
+				t.Errorf("no forcing message:\n%s", d.out.String())
+			}
+			if !strings.Contains(d.out.String(), "announced no service named \"stubborn\"") {
+				t.Errorf("the banner does not say the worker announced no service:\n%s", d.out.String())
+			}
+		})
 	}
-	var members []int
-	waitFor(t, "the shell and both sleeps", 10*time.Second, func() bool {
-		members = groupMembers(leaders[0])
-		return len(members) == 3
+}
+
+// TestDevReloadsRunWorker: a run: worker with watch globs is replaced,
+// every replica, when a matching file changes, and only then.
+func TestDevReloadsRunWorker(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"metro.yaml": `name: runner
+gateway:
+  listen: "127.0.0.1:0"
+  admin: ""
+nats:
+  port: 0
+workers:
+  sleepy:
+    run: echo "up $(cat conf/value.txt)"; exec sleep 1000
+    replicas: 2
+    watch: ["conf/*.txt"]
+`,
+		"conf/value.txt": "one",
+		"conf/notes.md":  "not watched",
 	})
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=2s", "DEVSERVER_TEST_READY=200ms")
+	st := d.state(t, time.Minute)
+	d.waitOutput(t, "sleepy.1 | up one", 10*time.Second)
+	d.waitOutput(t, "sleepy.2 | up one", 10*time.Second)
+	before := st.Workers["sleepy"]
+	if len(before) != 2 {
+		t.Fatalf("pids = %v, want 2 replicas", before)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conf", "notes.md"), []byte("edited"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conf", "value.txt"), []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(t, "sleepy.1 | up two", 30*time.Second)
+	d.waitOutput(t, "sleepy.2 | up two", 10*time.Second)
+	d.waitOutput(t, "reloaded sleepy in ", 10*time.Second)
+	if n := strings.Count(d.out.String(), "reloaded sleepy in "); n != 1 {
+		t.Errorf("%d reloads, want 1 (notes.md is not watched):\n%s", n, d.out.String())
+	}
+	var after []int
+	waitFor(t, "new pids in dev.json", 10*time.Second, func() bool {
+		after = d.state(t, time.Second).Workers["sleepy"]
+		return len(after) == 2 && !slices.Contains(after, before[0]) && !slices.Contains(after, before[1])
+	})
+	waitFor(t, "the old replicas to be gone", 10*time.Second, func() bool { return !alive(before[0]) && !alive(before[1]) })
 	if code := d.interrupt(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	for _, p := range members {
+	for _, p := range after {
 		if alive(p) {
-			t.Errorf("pid %d (group %d) survived", p, leaders[0])
+			t.Errorf("pid %d survived", p)
 		}
-	}
-	if !strings.Contains(d.out.String(), "announced no service named \"stubborn\"") {
-		t.Errorf("the banner does not say the worker announced no service:\n%s", d.out.String())
 	}
 }
 
@@ -281,5 +359,3 @@ workers:
 		t.Errorf("steady pid %d survived", steady[0])
 	}
 }
-
-var _ = context.Background

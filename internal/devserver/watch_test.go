@@ -1,0 +1,139 @@
+package devserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWatcher drives a real fsnotify watcher over a temporary tree: each
+// case changes one file and says whether a change notice must follow.
+func TestWatcher(t *testing.T) {
+	tests := []struct {
+		name  string
+		globs []string
+		file  string // relative to the root; "dep/" is a flat dependency dir
+		want  bool
+	}{
+		{"source file", nil, "main.go", true},
+		{"file in a subdirectory", nil, "internal/x/x.go", true},
+		{"file in a directory created after the start", nil, "fresh/new.go", true},
+		{"editor swap file", nil, ".main.go.swp", false},
+		{"backup file", nil, "main.go~", false},
+		{"go test file", nil, "main_test.go", false},
+		{"hidden directory", nil, ".git/index", false},
+		{"node_modules", nil, "node_modules/x/index.js", false},
+		{"imported package", nil, "dep/dep.go", true},
+		{"below an imported package (another package)", nil, "dep/sub/sub.go", false},
+		{"go.mod", nil, "mod/go.mod", true},
+		{"other file beside go.mod", nil, "mod/README", false},
+		{"glob matches", []string{"**/*.js"}, "lib/a.js", true},
+		{"glob does not match", []string{"**/*.js"}, "lib/a.ts", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			for _, d := range []string{"internal/x", ".git", "node_modules/x", "lib"} {
+				mkdir(t, filepath.Join(root, d))
+			}
+			mkdir(t, filepath.Join(base, "dep", "sub"))
+			mkdir(t, filepath.Join(base, "mod"))
+			w, err := newWatcher(watchSet{
+				tree:  root,
+				globs: tt.globs,
+				dirs:  []string{filepath.Join(base, "dep")},
+				files: []string{filepath.Join(base, "mod", "go.mod"), filepath.Join(base, "mod", "go.sum")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			out := make(chan time.Time, 1)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel()
+			wg.Go(func() { w.run(ctx, 20*time.Millisecond, out, func(err error) { t.Error(err) }) })
+
+			p := filepath.Join(root, tt.file)
+			if strings.HasPrefix(tt.file, "dep/") || strings.HasPrefix(tt.file, "mod/") {
+				p = filepath.Join(base, tt.file)
+			}
+			// For "fresh/", the directory is created now: its creation is a
+			// change, and the watcher starts watching it.
+			before := time.Now()
+			mkdir(t, filepath.Dir(p))
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// A change that must be ignored is followed by one that must
+			// not: the first notice then tells which one was seen.
+			marker := filepath.Join(root, "marker.txt")
+			if !tt.want {
+				if len(tt.globs) > 0 {
+					marker = filepath.Join(root, "lib", "marker.js")
+				}
+				// Wait out the quiet period first, so the two cannot merge.
+				time.Sleep(100 * time.Millisecond)
+				before = time.Now()
+				if err := os.WriteFile(marker, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case at := <-out:
+				if at.Before(before.Add(-time.Second)) {
+					t.Errorf("notice time %v is before the change at %v", at, before)
+				}
+				if !tt.want && at.Before(before) {
+					t.Errorf("a notice came for %s, which must be ignored", tt.file)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no change notice")
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatcherDebounces: a burst of writes is one notice, dated at the
+// first write.
+func TestWatcherDebounces(t *testing.T) {
+	root := t.TempDir()
+	w, err := newWatcher(watchSet{tree: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	// A long quiet period: the burst below is far shorter on any machine.
+	wg.Go(func() { w.run(ctx, 2*time.Second, out, func(err error) { t.Error(err) }) })
+	start := time.Now()
+	for i := range 20 {
+		if err := os.WriteFile(filepath.Join(root, "a.go"), []byte{byte(i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := <-out
+	if at.Before(start) {
+		t.Errorf("notice dated %v, before the first write at %v", at, start)
+	}
+	select {
+	case at := <-out:
+		t.Errorf("a second notice (%v) for one burst", at)
+	case <-time.After(2500 * time.Millisecond):
+	}
+}
