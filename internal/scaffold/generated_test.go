@@ -4,12 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
@@ -59,20 +69,155 @@ func TestGeneratedGoProjectBuilds(t *testing.T) {
 	}
 }
 
-// protocol.js holds its own copy of the subject codec (a Node worker uses
-// no metro code); it must agree with internal/subject byte for byte.
-func TestNodeCodecMatchesGo(t *testing.T) {
+// The Node worker, installed once, checked two ways.
+func TestNodeWorker(t *testing.T) {
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: the Node worker's codec cannot be checked", tool)
+			t.Skipf("%s is not installed: the Node worker cannot be checked", tool)
 		}
 	}
 	dir, _ := newProject(t, InitOptions{})
-	if _, err := AddWorker(context.Background(), WorkerOptions{Dir: dir, Name: "notify", Lang: LangNode}); err != nil {
+	if _, err := AddWorker(context.Background(), WorkerOptions{Dir: dir, Name: "notify", Lang: LangNode, Routes: []string{"GET /notify/{id}", "POST /notify", "/notify/{id}/files/{rest...}"}}); err != nil {
 		t.Fatal(err)
 	}
 	wd := filepath.Join(dir, "workers", "notify")
 	run(t, wd, nil, "npm", "install", "--no-audit", "--no-fund", "--loglevel=error")
+	t.Run("codec", func(t *testing.T) { testNodeCodec(t, wd) })
+	t.Run("nats", func(t *testing.T) { testNodeOnNATS(t, wd) })
+}
+
+// A Node worker on a real NATS server: announced with metro metadata and
+// its name as queue group, answering by PROTOCOL.md, draining on SIGTERM.
+func testNodeOnNATS(t *testing.T, wd string) {
+	s := natstest.Run(t)
+	nc := natstest.Connect(t, s)
+	cmd := exec.Command("node", "index.js")
+	cmd.Dir = wd
+	cmd.Env = append(os.Environ(), "NATS_URL="+s.ClientURL(), "METRO_PREFIX=api", "METRO_HEALTH_ADDR=")
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		if t.Failed() {
+			t.Logf("worker stderr:\n%s", logs.String())
+		}
+	})
+
+	// Announced, with every route the gateway can route.
+	var svc discovery.Service
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		svcs, err := discovery.Collect(t.Context(), nc, "api", 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svcs) == 1 {
+			svc = svcs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no service announced within 30s: %+v", svcs)
+		}
+	}
+	wantRoutes := []discovery.Route{
+		{Method: "GET", Pattern: "GET /notify/{id}", Subject: "api.notify.*.GET"},
+		{Method: "POST", Pattern: "POST /notify", Subject: "api.notify.POST"},
+		{Method: "", Pattern: "/notify/{id}/files/{rest...}", Subject: "api.notify.*.files.>"},
+	}
+	if svc.Name != "notify" || !reflect.DeepEqual(svc.Routes, wantRoutes) {
+		t.Errorf("announced %+v, want notify with %+v", svc, wantRoutes)
+	}
+	msg, err := nc.Request("$SRV.INFO.notify", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range info.Endpoints {
+		if ep.QueueGroup != "notify" {
+			t.Errorf("endpoint %s in queue group %q, want notify", ep.Name, ep.QueueGroup)
+		}
+	}
+
+	tests := []struct {
+		subject, path string
+		body          string
+		status        string
+		want          string
+	}{
+		{"api.notify.7.GET", "/notify/7", "", "200", `{"worker":"notify","route":"GET /notify/{id}","params":{"id":"7"}}`},
+		{"api.notify.POST", "/notify", "hi", "200", `{"worker":"notify","route":"POST /notify","params":{}}`},
+		{"api.notify.7.files.a.b%20c.PUT", "/notify/7/files/a/b%20c", "", "200", `{"worker":"notify","route":"/notify/{id}/files/{rest...}","params":{"id":"7","rest":"a/b c"}}`},
+	}
+	for _, tt := range tests {
+		req := nats.NewMsg(tt.subject)
+		req.Header.Set("Metro-Method", tt.subject[strings.LastIndexByte(tt.subject, '.')+1:])
+		req.Header.Set("Metro-Path", tt.path)
+		req.Header.Set("Metro-Request-Id", "r-1")
+		req.Header.Set("Metro-Deadline", fmt.Sprint(time.Now().Add(time.Minute).UnixMilli()))
+		req.Data = []byte(tt.body)
+		reply, err := nc.RequestMsg(req, 10*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", tt.subject, err)
+			continue
+		}
+		if got := reply.Header.Get("Metro-Status"); got != tt.status {
+			t.Errorf("%s: Metro-Status %q, want %s", tt.subject, got, tt.status)
+		}
+		if got := reply.Header.Get("Content-Type"); got != "application/json" {
+			t.Errorf("%s: Content-Type %q", tt.subject, got)
+		}
+		if string(reply.Data) != tt.want {
+			t.Errorf("%s: body %s, want %s", tt.subject, reply.Data, tt.want)
+		}
+	}
+
+	// SIGTERM: the worker drains and exits by itself, with status 0.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("worker exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("worker still running 20s after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"draining"`) {
+		t.Errorf("no drain in the worker's log:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// protocol.js holds its own copy of the subject codec (a Node worker uses
+// no metro code); it must agree with internal/subject byte for byte.
+func testNodeCodec(t *testing.T, wd string) {
 
 	type pc struct{ Pattern, Prefix string }
 	type sc struct{ Subject, Prefix string }
