@@ -275,7 +275,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	x.status, x.bytes = rep.Status, n
 }
 
-
 var errBodyTooLarge = errors.New("request body too large")
 
 // readBody reads the whole body: a request message carries it in one piece.
