@@ -37,6 +37,9 @@ and go.mod replaces the module with it.`,
 			if err != nil {
 				return scaffoldErr(err)
 			}
+			if err := res.Warn(io.ErrOut, io.ColorEnabledStderr()); err != nil {
+				return err
+			}
 			return res.Report(io.Out, io.ColorEnabled())
 		},
 	}

@@ -48,6 +48,9 @@ worker answers GET /NAME.`,
 			if err != nil {
 				return scaffoldErr(err)
 			}
+			if err := res.Warn(io.ErrOut, io.ColorEnabledStderr()); err != nil {
+				return err
+			}
 			return res.Report(io.Out, io.ColorEnabled())
 		},
 	}

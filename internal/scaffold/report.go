@@ -30,8 +30,9 @@ func (r *Result) Paths() []string {
 	return out
 }
 
-// Report writes the files, the metro.yaml change and the next commands.
-// color adds ANSI colour; callers pass it only for a terminal.
+// Report writes the files, the metro.yaml change and the next commands:
+// the data of the command, for stdout. color adds ANSI colour; callers
+// pass it only for a terminal.
 func (r *Result) Report(w io.Writer, color bool) error {
 	paint := func(code, s string) string {
 		if !color {
@@ -62,9 +63,6 @@ func (r *Result) Report(w io.Writer, color bool) error {
 			fmt.Fprintf(&b, "%s %s\n", paint(green, "updated"), p)
 		}
 	}
-	for _, m := range r.Warnings {
-		fmt.Fprintf(&b, "%s %s\n", paint("31", "warning:"), m)
-	}
 	if r.DryRun {
 		b.WriteString("\nnothing written (--dry-run)\n")
 	}
@@ -76,6 +74,20 @@ func (r *Result) Report(w io.Writer, color bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Warn writes the warnings, which are not data: callers pass stderr.
+func (r *Result) Warn(w io.Writer, color bool) error {
+	for _, m := range r.Warnings {
+		label := "warning:"
+		if color {
+			label = "\x1b[31m" + label + "\x1b[0m"
+		}
+		if _, err := fmt.Fprintf(w, "%s %s\n", label, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lineDiff shows what changed between two texts as the lines removed and
