@@ -1,9 +1,12 @@
 package devserver
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -15,18 +18,25 @@ import (
 	"github.com/metropolis-dev/metro/internal/devstate"
 )
 
-// The project the end-to-end test runs, and the handler it edits.
+// The project the end-to-end test runs, and the handler it edits: the
+// catalog worker's handlers live in a package of their own, which metro
+// dev must watch because the worker imports it.
 const (
-	e2eProject = "testdata/proj"
-	e2eHandler = "workers/hello/handler.go"
-	e2eWorker  = "hello"
-	e2ePath    = "/hello"
+	e2eProject = "../../examples/shop"
+	e2eHandler = "catalog/catalog.go"
+	e2eWorker  = "catalog"
+	e2ePath    = "/products/apple"
 )
 
-// TestDevEndToEnd runs metro dev on a copy of a project and goes through
-// a developer's session: requests, a reload under load, a syntax error, a
-// worker killed with -9, and Ctrl-C. The steps share one session because
-// each Go build costs seconds.
+// product is the part of the catalog's answer the test looks at.
+type product struct {
+	Name string `json:"name"`
+}
+
+// TestDevEndToEnd runs metro dev on a copy of examples/shop and goes
+// through a developer's session: requests, a reload under load, a syntax
+// error, a worker killed with -9, and Ctrl-C. The steps share one session
+// because each Go build costs seconds.
 func TestDevEndToEnd(t *testing.T) {
 	dir := copyProject(t, e2eProject)
 	handler := filepath.Join(dir, e2eHandler)
@@ -34,19 +44,26 @@ func TestDevEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s")
-	st := d.state(t, 2*time.Minute)
+	// The example's fixed ports may be taken; the overrides are the ones
+	// a user has: flags and METRO_* variables.
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s", "DEVSERVER_TEST_NATS_PORT=0",
+		"METRO_LISTEN=127.0.0.1:0", "METRO_ADMIN=127.0.0.1:0")
+	st := d.state(t, 3*time.Minute)
 	d.waitOutput(t, "metro dev ready in", time.Second)
 	url := st.GatewayURL + e2ePath
 	client := &http.Client{Timeout: 10 * time.Second}
 	ctx := t.Context()
-	body := func(t *testing.T) string {
+	name := func(t *testing.T) string {
 		t.Helper()
 		code, b, err := get(ctx, client, url)
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("GET %s: %d %q %v", url, code, b, err)
 		}
-		return b
+		var p product
+		if err := json.Unmarshal([]byte(b), &p); err != nil {
+			t.Fatalf("GET %s: %q: %v", url, b, err)
+		}
+		return p.Name
 	}
 	edit := func(t *testing.T, from, to string) {
 		t.Helper()
@@ -61,19 +78,33 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pids := map[int]bool{st.PID: true}
-	for _, p := range st.Workers[e2eWorker] {
-		pids[p] = true
+	pids := map[int]bool{}
+	for _, ps := range st.Workers {
+		for _, p := range ps {
+			pids[p] = true
+		}
 	}
 
 	if !t.Run("requests answer", func(t *testing.T) {
+		if len(st.Workers["catalog"]) != 2 || len(st.Workers["orders"]) != 1 {
+			t.Errorf("workers in dev.json = %v, want 2 catalog and 1 orders", st.Workers)
+		}
 		// The gateway learns routes a moment after the banner.
 		waitFor(t, "the first answer", 10*time.Second, func() bool {
 			code, _, err := get(ctx, client, url)
 			return err == nil && code == http.StatusOK
 		})
-		if got := body(t); got != "hello v1\n" {
-			t.Fatalf("body = %q, want %q", got, "hello v1\n")
+		if got := name(t); got != "Apple" {
+			t.Fatalf("name = %q, want Apple", got)
+		}
+		code, b, err := get(ctx, client, st.GatewayURL+"/orders")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /orders: %d %q %v", code, b, err)
+		}
+		for _, want := range []string{"GET     /products/{id}  catalog  2", "POST    /orders         orders   1"} {
+			if !strings.Contains(d.out.String(), want) {
+				t.Errorf("banner lacks %q:\n%s", want, d.out.String())
+			}
 		}
 	}) {
 		return
@@ -91,32 +122,36 @@ func TestDevEndToEnd(t *testing.T) {
 			wg.Go(func() {
 				for !stop.Load() {
 					code, b, err := get(ctx, client, url)
+					var p product
 					mu.Lock()
-					if err != nil || code != http.StatusOK {
-						failures = append(failures, strings.TrimSpace(b)+" "+http.StatusText(code)+" "+errString(err))
+					if err != nil || code != http.StatusOK || json.Unmarshal([]byte(b), &p) != nil {
+						failures = append(failures, fmt.Sprintf("%d %q %v", code, b, err))
 					} else {
-						seen[b]++
+						seen[p.Name]++
 					}
 					mu.Unlock()
 				}
 			})
 		}
-		edit(t, "hello v1", "hello v2")
+		edit(t, `"Apple"`, `"Apple v2"`)
 		d.waitOutput(t, "reloaded "+e2eWorker+" in ", 2*time.Minute)
 		waitFor(t, "the new answer", 10*time.Second, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return seen["hello v2\n"] > 0
+			return seen["Apple v2"] > 0
 		})
-		// Keep going while the old process drains and exits.
-		d.waitOutput(t, "worker stopped", 10*time.Second)
+		// Keep going while both old replicas drain and exit.
+		d.waitCount(t, "worker stopped", 2, 20*time.Second)
 		stop.Store(true)
 		wg.Wait()
 		if len(failures) > 0 {
 			t.Errorf("%d failed requests during the reload, first: %s", len(failures), failures[0])
 		}
-		if seen["hello v1\n"] == 0 {
+		if seen["Apple"] == 0 {
 			t.Errorf("the loop never saw the old answer: seen %v", seen)
+		}
+		if strings.Contains(d.out.String(), "reloaded orders") {
+			t.Errorf("orders was reloaded, but nothing it imports changed")
 		}
 		t.Logf("answers during the reload: %v", seen)
 	}) {
@@ -124,18 +159,18 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 
 	if !t.Run("syntax error keeps the old code serving", func(t *testing.T) {
-		edit(t, "hello v2", "hello v3\n\tfunc(")
+		edit(t, `"Apple v2"`, `"Apple v3",`+"\n\tfunc(")
 		d.waitOutput(t, "build failed; the running version keeps serving", 2*time.Minute)
 		d.waitOutput(t, "syntax error", time.Second)
-		if got := body(t); got != "hello v2\n" {
-			t.Fatalf("body = %q, want the old %q", got, "hello v2\n")
+		if got := name(t); got != "Apple v2" {
+			t.Fatalf("name = %q, want the old %q", got, "Apple v2")
 		}
-		if err := os.WriteFile(handler, []byte(strings.Replace(string(src), "hello v1", "hello v3", 1)), 0o644); err != nil {
+		if err := os.WriteFile(handler, []byte(strings.Replace(string(src), `"Apple"`, `"Apple v3"`, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the fixed code", 2*time.Minute, func() bool { return body(t) == "hello v3\n" })
-		// The new process may answer a moment before metro dev has seen
-		// it announce itself and retired the old one.
+		waitFor(t, "the fixed code", 2*time.Minute, func() bool { return name(t) == "Apple v3" })
+		// A replica may answer a moment before metro dev has seen all of
+		// them announce themselves and retired the old ones.
 		d.waitCount(t, "reloaded "+e2eWorker+" in ", 2, 30*time.Second)
 	}) {
 		return
@@ -143,8 +178,8 @@ func TestDevEndToEnd(t *testing.T) {
 
 	if !t.Run("kill -9 restarts the worker", func(t *testing.T) {
 		before := d.state(t, time.Second).Workers[e2eWorker]
-		if len(before) != 1 {
-			t.Fatalf("worker pids = %v, want one", before)
+		if len(before) != 2 {
+			t.Fatalf("worker pids = %v, want two", before)
 		}
 		if err := syscall.Kill(before[0], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -153,22 +188,29 @@ func TestDevEndToEnd(t *testing.T) {
 		var after []int
 		waitFor(t, "a new pid in dev.json", 30*time.Second, func() bool {
 			after = d.state(t, time.Second).Workers[e2eWorker]
-			return len(after) == 1 && after[0] != before[0]
+			return len(after) == 2 && !slices.Contains(after, before[0])
 		})
-		pids[after[0]] = true
-		waitFor(t, "answers after the restart", 30*time.Second, func() bool {
-			code, b, err := get(ctx, client, url)
-			return err == nil && code == http.StatusOK && b == "hello v3\n"
-		})
+		for _, p := range after {
+			pids[p] = true
+		}
+		// Both replicas answer: enough requests that the queue group
+		// spreads them over the two.
+		for range 20 {
+			if got := name(t); got != "Apple v3" {
+				t.Fatalf("name = %q after the restart", got)
+			}
+		}
 	}) {
 		return
 	}
 
 	t.Run("SIGINT exits 0 and leaves no process", func(t *testing.T) {
-		for _, p := range d.state(t, time.Second).Workers[e2eWorker] {
-			pids[p] = true
+		for _, ps := range d.state(t, time.Second).Workers {
+			for _, p := range ps {
+				pids[p] = true
+			}
 		}
-		if code := d.interrupt(t, 30*time.Second); code != 0 {
+		if code := d.interrupt(t, 60*time.Second); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
 		for p := range pids {
@@ -182,7 +224,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, devstate.RelPath)); !os.IsNotExist(err) {
 			t.Errorf("%s not removed: %v", devstate.RelPath, err)
 		}
-		if !strings.Contains(d.out.String(), "dev     | stopped") {
+		if !regexp.MustCompile(`(?m)^dev +\| stopped$`).MatchString(d.out.String()) {
 			t.Errorf("no stop message in:\n%s", d.out.String())
 		}
 	})
