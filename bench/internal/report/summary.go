@@ -134,7 +134,10 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 			}
 		}
 		res.Scenarios = append(res.Scenarios, sr)
-		byID[sc.ID] = &res.Scenarios[len(res.Scenarios)-1]
+	}
+	// Pointers are taken once the slice stops growing.
+	for i := range res.Scenarios {
+		byID[res.Scenarios[i].ID] = &res.Scenarios[i]
 	}
 	if len(res.Scenarios) == 0 {
 		return Result{}, fmt.Errorf("no sample belongs to a known scenario")

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metropolis-dev/metro/bench/hello"
+)
+
+type addrWriter chan string
+
+func (w addrWriter) Write(p []byte) (int, error) {
+	w <- strings.TrimSpace(string(p))
+	return len(p), nil
+}
+
+func TestBackendServesHello(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(addrWriter, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, addr) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("backend: %v", err)
+		}
+	})
+	var a string
+	select {
+	case a = <-addr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend did not announce its address")
+	}
+	for _, path := range []string{hello.Path, "/anything"} {
+		resp, err := http.Get("http://" + a + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != string(hello.Body) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("GET %s = %d %q (%s)", path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const runDir = "../../internal/report/testdata/run"
+
+func TestReportWritesTableAndJSON(t *testing.T) {
+	dir := t.TempDir()
+	reload := filepath.Join(dir, "reload.json")
+	if err := os.WriteFile(reload, []byte(`{"reload_median_ms": 412.5, "samples_ms": [400, 412.5, 430]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results", "latest.json")
+	var stdout bytes.Buffer
+	if err := run([]string{"-dir", runDir, "-json", out, "-reload", reload}, &stdout); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "ceiling 1/(1/a + 1/f)") {
+		t.Errorf("table lacks the ceiling:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Scenarios []struct{ ID string } `json:"scenarios"`
+		Reload    struct {
+			Median float64 `json:"reload_median_ms"`
+		} `json:"reload"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("results are not JSON: %v", err)
+	}
+	if len(got.Scenarios) != 6 || got.Reload.Median != 412.5 {
+		t.Errorf("results: %d scenarios, reload median %v; want 6 and 412.5", len(got.Scenarios), got.Reload.Median)
+	}
+}
+
+func TestReportRejects(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "reload.json")
+	if err := os.WriteFile(bad, []byte("reload failed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{},
+		{"-dir", t.TempDir()},
+		{"-dir", runDir, "-reload", bad},
+		{"-dir", runDir, "-reload", filepath.Join(t.TempDir(), "missing.json")},
+		{"-dir", runDir, "-clk-tck", "0"},
+	} {
+		if err := run(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("report %q succeeded", args)
+		}
+	}
+}

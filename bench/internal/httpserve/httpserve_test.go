@@ -1,0 +1,56 @@
+package httpserve
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// addrWriter hands the announced address to a channel.
+type addrWriter chan string
+
+func (w addrWriter) Write(p []byte) (int, error) {
+	w <- strings.TrimSpace(string(p))
+	return len(p), nil
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(addrWriter, 1)
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
+	go func() { done <- Run(ctx, "127.0.0.1:0", h, addr) }()
+	var a string
+	select {
+	case a = <-addr:
+	case err := <-done:
+		t.Fatalf("Run returned before announcing: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no address announced after 10s")
+	}
+	resp, err := http.Get("http://" + a + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok /x" {
+		t.Errorf("GET /x = %d %q, want 200 \"ok /x\"", resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel: %v", err)
+	}
+	if _, err := http.Get("http://" + a + "/x"); err == nil {
+		t.Error("server still answers after shutdown")
+	}
+}
+
+func TestRunListenError(t *testing.T) {
+	if err := Run(context.Background(), "127.0.0.1:-1", http.NotFoundHandler(), io.Discard); err == nil {
+		t.Error("Run on a bad address succeeded")
+	}
+}
