@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -214,11 +215,15 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
 		h[wire.HeaderStatus] = []string{strconv.Itoa(status)}
 	}
 	body := rw.body.Bytes()
-	if w.maxReply > 0 && len(body)+4096 > w.maxReply {
+	err := m.RespondMsg(&nats.Msg{Header: h, Data: body})
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// nats.go measures headers and body together against the
+		// server's max_payload; a client is better told why than left to
+		// time out.
 		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.maxReply), m.Header.Get(wire.HeaderRequestID))
 		return
 	}
-	if err := m.RespondMsg(&nats.Msg{Header: h, Data: body}); err != nil {
+	if err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}
 }
