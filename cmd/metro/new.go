@@ -26,14 +26,14 @@ func newNewCmd(io *iostreams.IOStreams) *cobra.Command {
 }
 
 func newNewWorkerCmd(io *iostreams.IOStreams) *cobra.Command {
-	var opts scaffold.WorkerOptions
+	opts := scaffold.WorkerOptions{Install: true, Stderr: io.ErrOut}
 	cmd := &cobra.Command{
 		Use:   "worker NAME",
 		Short: "Add a worker from a template and append it to metro.yaml",
 		Long: `Write workers/NAME, a worker in Go (the metro SDK, a handler and a test per
 route, a Dockerfile) or in Node.js (the npm nats client speaking the metro
-protocol, node:test tests, a Dockerfile), and add it to metro.yaml, keeping
-every comment and line of the file as it was.
+protocol, node:test tests, a Dockerfile; npm install is run in it), and add
+it to metro.yaml, keeping every comment and line of the file as it was.
 
 NAME becomes a queue group, a NATS service and a Kubernetes name, so it must
 be a DNS-1123 label. Each --route is a Go ServeMux pattern; without one the

@@ -77,11 +77,18 @@ func TestNodeWorker(t *testing.T) {
 		}
 	}
 	dir, _ := newProject(t, InitOptions{})
-	if _, err := AddWorker(context.Background(), WorkerOptions{Dir: dir, Name: "notify", Lang: LangNode, Routes: []string{"GET /notify/{id}", "POST /notify", "/notify/{id}/files/{rest...}"}}); err != nil {
+	var npmOut bytes.Buffer
+	res, err := AddWorker(t.Context(), WorkerOptions{
+		Dir: dir, Name: "notify", Lang: LangNode, Install: true, Stderr: &npmOut,
+		Routes: []string{"GET /notify/{id}", "POST /notify", "/notify/{id}/files/{rest...}"},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res.Warnings) > 0 || res.Next[0] != "(cd workers/notify && npm test)" {
+		t.Fatalf("npm install: warnings %v, next %q\n%s", res.Warnings, res.Next, npmOut.Bytes())
+	}
 	wd := filepath.Join(dir, "workers", "notify")
-	run(t, wd, nil, "npm", "install", "--no-audit", "--no-fund", "--loglevel=error")
 	t.Run("codec", func(t *testing.T) { testNodeCodec(t, wd) })
 	t.Run("nats", func(t *testing.T) { testNodeOnNATS(t, wd) })
 }

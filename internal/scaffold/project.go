@@ -127,7 +127,7 @@ func Init(ctx context.Context, opts InitOptions) (*Result, error) {
 	}
 	if opts.Tidy {
 		if err := goModTidy(ctx, dir, opts.Stderr); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("go mod tidy: %v; run it in %s before building", err, relSlash(base, dir)))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%v; run it in %s before building", err, relSlash(base, dir)))
 			res.Next = append(res.Next, "go mod tidy")
 		}
 	} else {
@@ -191,16 +191,23 @@ func checkModule(m string) error {
 	return nil
 }
 
-// goModTidy runs `go mod tidy` in dir. The child runs in its own process
-// group, killed as a whole if ctx ends.
+// goModTidy runs `go mod tidy` in dir.
 func goModTidy(ctx context.Context, dir string, stderr io.Writer) error {
-	if _, err := exec.LookPath("go"); err != nil {
-		return fmt.Errorf("the go command is not installed")
+	return runTool(ctx, dir, stderr, "go", "mod", "tidy")
+}
+
+// runTool runs a tool of the language (go, npm) in dir, its output to
+// stderr. The child runs in its own process group, killed as a whole if
+// ctx ends.
+func runTool(ctx context.Context, dir string, stderr io.Writer, name string, args ...string) error {
+	what := strings.Join(append([]string{name}, args...), " ")
+	if _, err := exec.LookPath(name); err != nil {
+		return fmt.Errorf("running %s: %s is not installed", what, name)
 	}
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	cmd := exec.CommandContext(ctx, "go", "mod", "tidy")
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
@@ -208,7 +215,7 @@ func goModTidy(ctx context.Context, dir string, stderr io.Writer) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("running go mod tidy: %w", err)
+		return fmt.Errorf("running %s: %w", what, err)
 	}
 	return nil
 }

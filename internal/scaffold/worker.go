@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +29,10 @@ type WorkerOptions struct {
 	Lang   string   // LangGo or LangNode; "" is LangGo
 	Routes []string // ServeMux patterns; none is "GET /NAME"
 	DryRun bool     // report, write nothing
+	// Install runs `npm install` in a new Node worker, so that metro dev
+	// can run it at once; its output goes to Stderr.
+	Install bool
+	Stderr  io.Writer
 }
 
 // AddWorker adds workers/NAME to the project around opts.Dir and appends
@@ -95,8 +100,12 @@ func AddWorker(ctx context.Context, opts WorkerOptions) (*Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("no go.mod beside %s: a Go worker builds in the project's module (metro init makes one)", config.FileName))
 		}
 	}
-	res.Next = workerNext(lang, relSlash(cwd, filepath.Join(projectDir, rel)), rel, routes, cfg.Gateway.Listen)
+	wdir := filepath.Join(projectDir, filepath.FromSlash(rel))
+	next := func(installed bool) []string {
+		return workerNext(lang, relSlash(cwd, wdir), rel, installed, routes, cfg.Gateway.Listen)
+	}
 	if opts.DryRun {
+		res.Next = next(false)
 		return res, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -113,6 +122,17 @@ func AddWorker(ctx context.Context, opts WorkerOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	installed := false
+	if lang == LangNode && opts.Install {
+		// The worker is written either way; a failed install is a step
+		// left to the user, not a failed command.
+		if err := runTool(ctx, wdir, opts.Stderr, "npm", "install", "--no-audit", "--no-fund"); err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+		} else {
+			installed = true
+		}
+	}
+	res.Next = next(installed)
 	return res, nil
 }
 
@@ -177,11 +197,14 @@ func goMinor() string {
 	return parts[0] + "." + parts[1]
 }
 
-func workerNext(lang, cdDir, rel string, routes []route, listen string) []string {
+func workerNext(lang, cdDir, rel string, installed bool, routes []route, listen string) []string {
 	var next []string
-	if lang == LangNode {
+	switch {
+	case lang == LangNode && installed:
+		next = append(next, fmt.Sprintf("(cd %s && npm test)", cdDir))
+	case lang == LangNode:
 		next = append(next, fmt.Sprintf("(cd %s && npm install && npm test)", cdDir))
-	} else {
+	default:
 		next = append(next, "go test ./"+rel+"/...")
 	}
 	next = append(next, "metro dev")
