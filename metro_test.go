@@ -1,0 +1,408 @@
+package metro_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natstest"
+	"github.com/metropolis-dev/metro/internal/proxy"
+	"github.com/metropolis-dev/metro/internal/wire"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// sdkEnv is a NATS server and a gateway in front of it, over real HTTP.
+type sdkEnv struct {
+	t   *testing.T
+	ns  *server.Server
+	gw  *proxy.Gateway
+	url string
+}
+
+func newSDKEnv(t *testing.T, cfg proxy.Config) *sdkEnv {
+	t.Helper()
+	ns := natstest.Run(t)
+	cfg.DiscoveryInterval = 50 * time.Millisecond
+	cfg.Logger = quiet
+	gw, err := proxy.New(natstest.Connect(t, ns), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); gw.Run(ctx) }()
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	return &sdkEnv{t: t, ns: ns, gw: gw, url: srv.URL}
+}
+
+// start runs w until the test ends and waits until the gateway routes
+// every pattern given.
+func (e *sdkEnv) start(w *metro.Worker, patterns ...string) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("worker: %v", err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		e.t.Fatalf("worker stopped: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		have := e.gw.Routes()
+		ok := true
+		for _, p := range patterns {
+			ok = ok && slices.Contains(have, p)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("routes %v, want %v", have, patterns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *sdkEnv) worker(name string, opts ...metro.Option) *metro.Worker {
+	return metro.NewWorker(name, append([]metro.Option{metro.WithNATSURL(e.ns.ClientURL()), metro.WithLogger(quiet)}, opts...)...)
+}
+
+func (e *sdkEnv) do(method, path, body string, hdr http.Header) (*http.Response, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body == "" {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// seen is what a handler saw of its request.
+type seen struct {
+	Method, Path, RawPath, RequestURI string
+	Query                             map[string][]string
+	Header                            http.Header
+	Body                              string
+	ID, Rest                          string
+	Deadline                          time.Time
+	HasDeadline                       bool
+	RemoteAddr, Host                  string
+	ContentLength                     int64
+}
+
+func TestRequestAndResponse(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{Timeout: 7 * time.Second})
+	w := e.worker("items")
+	got := make(chan seen, 1)
+	w.HandleFunc("POST /items/{id}/notes/{rest...}", func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		dl, ok := r.Context().Deadline()
+		got <- seen{
+			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), RequestURI: r.RequestURI,
+			Query: r.URL.Query(), Header: r.Header, Body: string(b),
+			ID: r.PathValue("id"), Rest: r.PathValue("rest"), Deadline: dl, HasDeadline: ok,
+			RemoteAddr: r.RemoteAddr, Host: r.Host, ContentLength: r.ContentLength,
+		}
+		rw.Header().Add("X-Multi", "1")
+		rw.Header().Add("X-Multi", "2")
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusAccepted)
+		io.WriteString(rw, `{"ok":true}`)
+		io.WriteString(rw, "\n")
+	})
+	e.start(w, "POST /items/{id}/notes/{rest...}")
+
+	start := time.Now()
+	resp, body := e.do("POST", "/items/a%2Fb/notes/x/y%20z?q=1&q=2&r=%26", "hello body",
+		http.Header{"X-A": {"1", "2"}, "Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
+	if resp.StatusCode != http.StatusAccepted || body != "{\"ok\":true}\n" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if !slices.Equal(resp.Header["X-Multi"], []string{"1", "2"}) || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("response headers %v", resp.Header)
+	}
+	s := <-got
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"method", s.Method, "POST"},
+		{"path", s.Path, "/items/a/b/notes/x/y z"},
+		{"escaped path", s.RawPath, "/items/a%2Fb/notes/x/y%20z"},
+		{"request URI", s.RequestURI, "/items/a%2Fb/notes/x/y%20z?q=1&q=2&r=%26"},
+		{"query q", fmt.Sprint(s.Query["q"]), "[1 2]"},
+		{"query r", fmt.Sprint(s.Query["r"]), "[&]"},
+		{"header", fmt.Sprint(s.Header["X-A"]), "[1 2]"},
+		{"traceparent", s.Header.Get("Traceparent"), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		{"request id", s.Header.Get(wire.HeaderRequestID) != "", true},
+		{"body", s.Body, "hello body"},
+		{"content length", s.ContentLength, int64(10)},
+		{"PathValue id", s.ID, "a/b"},
+		{"PathValue rest", s.Rest, "x/y z"},
+		{"has deadline", s.HasDeadline, true},
+		{"remote addr", s.RemoteAddr, "127.0.0.1"},
+		{"host", s.Host, strings.TrimPrefix(e.url, "http://")},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	// Metro-Deadline has millisecond resolution; allow for that and a
+	// slow machine, but it must be the gateway's 7s, not some default.
+	if left := s.Deadline.Sub(start); left < 3*time.Second || left > 7*time.Second+10*time.Millisecond {
+		t.Errorf("deadline %v after the request, want about 7s", left)
+	}
+}
+
+// TestPlainNATSRequest: a request sent by any NATS client, without the
+// gateway's headers, is still served: no deadline, a fresh request id.
+func TestPlainNATSRequest(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{})
+	w := e.worker("items")
+	got := make(chan seen, 1)
+	w.HandleFunc("GET /items/{id}", func(rw http.ResponseWriter, r *http.Request) {
+		_, ok := r.Context().Deadline()
+		got <- seen{ID: r.PathValue("id"), HasDeadline: ok, Header: r.Header}
+		io.WriteString(rw, "item")
+	})
+	e.start(w, "GET /items/{id}")
+	m, err := natstest.Connect(t, e.ns).Request("items.a%2Fb.GET", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "item" || m.Header.Get(wire.HeaderStatus) != "" {
+		t.Errorf("reply %q %v", m.Data, m.Header)
+	}
+	s := <-got
+	if s.ID != "a/b" || s.HasDeadline || s.Header.Get(wire.HeaderRequestID) == "" {
+		t.Errorf("handler saw %+v", s)
+	}
+}
+
+func TestHandlerPanic(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{})
+	w := e.worker("boom")
+	w.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	w.HandleFunc("GET /half", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("X-Half", "1")
+		io.WriteString(rw, "partial")
+		panic("after writing")
+	})
+	w.HandleFunc("GET /ok", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "ok") })
+	e.start(w, "GET /boom", "GET /half", "GET /ok")
+	for i := range 3 {
+		for _, path := range []string{"/boom", "/half"} {
+			resp, body := e.do("GET", path, "", http.Header{"X-Request-Id": {fmt.Sprint("p", i)}})
+			if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != wire.ProblemContentType {
+				t.Fatalf("%s: %d %s %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			var p wire.Problem
+			if err := json.Unmarshal([]byte(body), &p); err != nil || p.Status != 500 || p.RequestID != fmt.Sprint("p", i) || p.Detail == "" {
+				t.Errorf("%s: problem %q (%v)", path, body, err)
+			}
+			if resp.Header.Get("X-Half") != "" || strings.Contains(body, "partial") {
+				t.Errorf("%s: a panicking handler's partial response leaked: %v %q", path, resp.Header, body)
+			}
+		}
+		if resp, body := e.do("GET", "/ok", "", nil); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("after a panic: %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+// TestConcurrency: handlers run in parallel, so N slow requests take about
+// one handler's time, and WithConcurrency bounds how many run at once.
+func TestConcurrency(t *testing.T) {
+	const n, d = 8, 300 * time.Millisecond
+	tests := []struct {
+		name  string
+		limit int // 0: the default pool
+	}{
+		{"default pool", 0},
+		{"bounded to 2", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSDKEnv(t, proxy.Config{})
+			var opts []metro.Option
+			if tc.limit > 0 {
+				opts = append(opts, metro.WithConcurrency(tc.limit))
+			}
+			w := e.worker("slow", opts...)
+			var running, peak atomic.Int32
+			w.HandleFunc("GET /slow/{i}", func(rw http.ResponseWriter, r *http.Request) {
+				now := running.Add(1)
+				for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
+				}
+				time.Sleep(d)
+				running.Add(-1)
+			})
+			e.start(w, "GET /slow/{i}")
+			start := time.Now()
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					if resp, _ := e.do("GET", fmt.Sprint("/slow/", i), "", nil); resp.StatusCode != 200 {
+						t.Errorf("request %d: %d", i, resp.StatusCode)
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			switch {
+			case tc.limit == 0 && elapsed >= n*d/2:
+				t.Errorf("%d requests of %v took %v: handlers did not run in parallel", n, d, elapsed)
+			case tc.limit > 0 && int(peak.Load()) > tc.limit:
+				t.Errorf("%d handlers ran at once, limit %d", peak.Load(), tc.limit)
+			case tc.limit > 0 && elapsed < time.Duration(n/tc.limit)*d:
+				t.Errorf("took %v, less than %d rounds of %v: the bound was not applied", elapsed, n/tc.limit, d)
+			}
+			t.Logf("%d requests of %v: %v, at most %d at once", n, d, elapsed, peak.Load())
+		})
+	}
+}
+
+func TestHeadOnGetRoute(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{})
+	w := e.worker("pages")
+	w.HandleFunc("GET /page", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("X-Page", r.Method)
+		io.WriteString(rw, "hello")
+	})
+	e.start(w, "GET /page", "HEAD /page")
+	resp, body := e.do("HEAD", "/page", "", nil)
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("X-Page") != "HEAD" || resp.ContentLength != 5 {
+		t.Errorf("HEAD: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = e.do("GET", "/page", "", nil)
+	if resp.StatusCode != 200 || body != "hello" {
+		t.Errorf("GET: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = e.do("POST", "/page", "", nil)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// TestServiceProtocol: a worker answers $SRV.PING, INFO and STATS like any
+// micro service, and STATS counts requests and errors per endpoint.
+func TestServiceProtocol(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{})
+	w := e.worker("stats", metro.WithVersion("1.2.3"), metro.WithDescription("counts"))
+	w.HandleFunc("GET /ok", func(http.ResponseWriter, *http.Request) {})
+	w.HandleFunc("POST /fail/{n}", func(rw http.ResponseWriter, r *http.Request) {
+		if r.PathValue("n") == "panic" {
+			panic("no")
+		}
+		rw.WriteHeader(http.StatusServiceUnavailable)
+	})
+	e.start(w, "GET /ok", "POST /fail/{n}")
+	for range 3 {
+		e.do("GET", "/ok", "", nil)
+	}
+	e.do("POST", "/fail/1", "", nil)
+	e.do("POST", "/fail/panic", "", nil)
+
+	nc := natstest.Connect(t, e.ns)
+	ask := func(subj string, v any) {
+		t.Helper()
+		m, err := nc.Request(subj, nil, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subj, err)
+		}
+		if err := json.Unmarshal(m.Data, v); err != nil {
+			t.Fatalf("%s: %v in %s", subj, err, m.Data)
+		}
+	}
+	var ping micro.Ping
+	ask("$SRV.PING.stats", &ping)
+	if ping.Name != "stats" || ping.ID == "" || ping.Version != "1.2.3" || ping.Type != micro.PingResponseType {
+		t.Errorf("PING %+v", ping)
+	}
+	var info micro.Info
+	ask("$SRV.INFO.stats."+ping.ID, &info)
+	if info.Description != "counts" || info.Type != micro.InfoResponseType {
+		t.Errorf("INFO %+v", info)
+	}
+	eps := map[string]micro.EndpointInfo{}
+	for _, ep := range info.Endpoints {
+		eps[ep.Subject] = ep
+		if ep.QueueGroup != "stats" {
+			t.Errorf("endpoint %s in queue group %q", ep.Name, ep.QueueGroup)
+		}
+	}
+	for subj, meta := range map[string][2]string{
+		"ok.GET": {"GET", "/ok"}, "ok.HEAD": {"HEAD", "/ok"}, "fail.*.POST": {"POST", "/fail/{n}"},
+	} {
+		ep, ok := eps[subj]
+		if !ok || ep.Metadata[discovery.MetaMethod] != meta[0] || ep.Metadata[discovery.MetaPath] != meta[1] {
+			t.Errorf("endpoint %s: %+v", subj, ep)
+		}
+	}
+	var stats micro.Stats
+	ask("$SRV.STATS", &stats)
+	if stats.ID != ping.ID || stats.Type != micro.StatsResponseType {
+		t.Errorf("STATS %+v", stats)
+	}
+	counts := map[string][2]int{}
+	for _, ep := range stats.Endpoints {
+		counts[ep.Subject] = [2]int{ep.NumRequests, ep.NumErrors}
+	}
+	if counts["ok.GET"] != [2]int{3, 0} || counts["fail.*.POST"] != [2]int{2, 2} {
+		t.Errorf("requests and errors by subject: %v", counts)
+	}
+	// Asking every service, as `nats micro ls` does, reaches it too.
+	msgs := make(chan *nats.Msg, 4)
+	inbox := nats.NewInbox()
+	sub, _ := nc.ChanSubscribe(inbox, msgs)
+	defer sub.Unsubscribe()
+	nc.PublishRequest("$SRV.PING", inbox, nil)
+	select {
+	case m := <-msgs:
+		if !strings.Contains(string(m.Data), ping.ID) {
+			t.Errorf("PING reply %s", m.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no reply to $SRV.PING")
+	}
+}
