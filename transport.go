@@ -102,6 +102,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("metro: reading request body: %w", err)
 		}
 	}
+	// Only a call without a deadline of its own gets the Transport's
+	// timeout, whose expiry is a 504 answer. The caller's own deadline is
+	// used as it is: a second timer for the same instant could fire first
+	// and turn the caller's timeout, an error, into a 504 response.
+	exchangeCtx := ctx
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		timeout := t.Timeout
@@ -109,6 +114,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			timeout = DefaultCallTimeout
 		}
 		deadline = time.Now().Add(timeout)
+		var cancel context.CancelFunc
+		exchangeCtx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	h := req.Header
 	if in != nil && in.TraceParent != "" && h.Get("Traceparent") == "" {
@@ -127,9 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Deadline:    deadline,
 		Body:        body,
 	}
-	cctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	rep, err := wire.Exchange(cctx, nc, r.Msg(subj), rid)
+	rep, err := wire.Exchange(exchangeCtx, nc, r.Msg(subj), rid)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
