@@ -48,7 +48,7 @@ type Options struct {
 	// (default 5s).
 	Grace time.Duration
 	// Quiet is how long file events must pause before a rebuild
-	// (default 100ms).
+	// (default 50ms).
 	Quiet time.Duration
 	// ReadyTimeout bounds the wait for workers to announce themselves
 	// before the banner is printed anyway (default 30s).
@@ -58,7 +58,7 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultGrace        = 5 * time.Second
-	DefaultQuiet        = 100 * time.Millisecond
+	DefaultQuiet        = 50 * time.Millisecond
 	DefaultReadyTimeout = 30 * time.Second
 )
 

@@ -64,8 +64,30 @@ func routeRows(svcs []discovery.Service) []RouteRow {
 	return rows
 }
 
+// withoutImpliedHEAD drops the HEAD rows that only shadow a GET route of
+// the same worker (a Go ServeMux GET pattern also matches HEAD, so the
+// SDK announces both): tables for people stay half as long.
+func withoutImpliedHEAD(rows []RouteRow) []RouteRow {
+	type key struct{ path, worker string }
+	get := map[key]bool{}
+	for _, r := range rows {
+		if r.Method == "GET" {
+			get[key{r.Path, r.Worker}] = true
+		}
+	}
+	out := make([]RouteRow, 0, len(rows))
+	for _, r := range rows {
+		if r.Method == "HEAD" && get[key{r.Path, r.Worker}] {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // writeRouteTable writes rows as an aligned table, indented by indent.
 func writeRouteTable(w io.Writer, rows []RouteRow, indent string, subjects bool) {
+	rows = withoutImpliedHEAD(rows)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "METHOD\tPATH\tWORKER\tREPLICAS"
 	if subjects {

@@ -75,7 +75,9 @@ func TestBanner(t *testing.T) {
 		rows: []RouteRow{
 			{Method: "GET", Path: "/products", Worker: "catalog", Replicas: 2},
 			{Method: "GET", Path: "/products/{id}", Worker: "catalog", Replicas: 2},
+			{Method: "HEAD", Path: "/products/{id}", Worker: "catalog", Replicas: 2},
 			{Method: "POST", Path: "/orders", Worker: "orders", Replicas: 1},
+			{Method: "HEAD", Path: "/orders", Worker: "orders", Replicas: 1},
 			{Method: "", Path: "/files/{path...}", Worker: "files", Replicas: 1},
 		},
 		notes: []string{"notify: announced no service named \"notify\" within 30s; it runs, and reloads without waiting for one"},
@@ -106,7 +108,7 @@ func addService(t *testing.T, s *server.Server, name string, routes [][2]string)
 
 func TestRoutes(t *testing.T) {
 	s := natstest.Run(t)
-	catalog := [][2]string{{"GET /products", "products.GET"}, {"GET /products/{id}", "products.*.GET"}}
+	catalog := [][2]string{{"GET /products", "products.GET"}, {"HEAD /products", "products.HEAD"}, {"GET /products/{id}", "products.*.GET"}}
 	addService(t, s, "catalog", catalog)
 	addService(t, s, "catalog", catalog)
 	addService(t, s, "orders", [][2]string{{"POST /orders", "orders.POST"}})

@@ -196,7 +196,7 @@ func (r *runner) run(ctx context.Context) {
 				since = time.Time{}
 				continue
 			}
-			r.swap(ctx, since, res.known, exits)
+			r.swap(ctx, since, res, exits)
 			since = time.Time{}
 		case p := <-exits:
 			r.exited(ctx, p, restarts)
@@ -232,6 +232,7 @@ type buildResult struct {
 	err   error
 	same  bool            // the binary did not change
 	known map[string]bool // service instances running before the new processes
+	took  time.Duration   // of the build
 }
 
 // prepare builds the worker and, meanwhile, notes which instances of its
@@ -244,12 +245,14 @@ func (r *runner) prepare(ctx context.Context) buildResult {
 		wg.Go(func() { known, _ = r.ping.ids(ctx, r.spec.name, 150*time.Millisecond) })
 	}
 	old := r.binHash
+	began := time.Now()
 	err := r.build(ctx)
+	took := time.Since(began)
 	wg.Wait()
 	if ctx.Err() != nil && err == nil {
 		err = ctx.Err()
 	}
-	return buildResult{err: err, same: r.spec.pkg != "" && err == nil && r.binHash == old, known: known}
+	return buildResult{err: err, same: r.spec.pkg != "" && err == nil && r.binHash == old, known: known, took: took}
 }
 
 // build compiles a Go worker (nothing to do for run: workers) and records
@@ -349,7 +352,7 @@ func (r *runner) watchExit(ctx context.Context, p *proc, exits chan<- *proc) {
 // and only once they have all announced their service are the old ones
 // told to drain. If a new one dies first or never announces itself, the
 // old ones keep serving.
-func (r *runner) swap(ctx context.Context, since time.Time, known map[string]bool, exits chan<- *proc) {
+func (r *runner) swap(ctx context.Context, since time.Time, res buildResult, exits chan<- *proc) {
 	n := len(r.slots)
 	fresh := make([]*proc, 0, n)
 	abort := make(chan struct{})
@@ -379,7 +382,7 @@ func (r *runner) swap(ctx context.Context, since time.Time, known map[string]boo
 	}
 	if r.registers.Load() {
 		wctx, cancel := context.WithTimeout(ctx, swapTimeout)
-		_, err := r.ping.waitNew(wctx, r.spec.name, known, n, abort)
+		_, err := r.ping.waitNew(wctx, r.spec.name, res.known, n, abort)
 		cancel()
 		if err != nil {
 			abortOnce.Do(func() { close(abort) })
@@ -420,7 +423,11 @@ func (r *runner) swap(ctx context.Context, since time.Time, known map[string]boo
 	if len(old) == 0 {
 		verb = "started"
 	}
-	r.con.printf("%s %s in %s", verb, r.spec.name, fmtDuration(time.Since(since)))
+	detail := ""
+	if r.spec.pkg != "" {
+		detail = " (build " + fmtDuration(res.took) + ")"
+	}
+	r.con.printf("%s %s in %s%s", verb, r.spec.name, fmtDuration(time.Since(since)), detail)
 }
 
 // swapTimeout bounds the wait for a new process to announce itself.
