@@ -28,6 +28,7 @@ type gatewayOptions struct {
 	trusted    []string
 	embedNATS  string
 	accessLog  bool
+	pprof      bool
 	auth       natsconn.Auth
 	changed    func(string) bool
 }
@@ -59,6 +60,7 @@ defaults.`,
 	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address")
 	f.StringVar(&o.auth.Creds, "creds", "", "NATS credentials file")
 	f.StringVar(&o.auth.NKey, "nkey", "", "NATS nkey seed file")
 	f.StringVar(&o.auth.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
@@ -106,6 +108,7 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 		Gateway:       gw,
 		Logger:        log,
 		AccessLogText: o.io.IsStderrTTY(),
+		Pprof:         o.pprof,
 	}
 	if o.accessLog {
 		sc.AccessLog = o.io.ErrOut

@@ -69,6 +69,7 @@ type Gateway struct {
 	trustedProxies []netip.Prefix
 	interval       time.Duration
 	table          *table
+	inbox          *inbox
 	metrics        *metrics
 	unmatched      *routeMetrics
 	log            *slog.Logger
@@ -86,6 +87,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		trustedProxies: cfg.TrustedProxies,
 		interval:       cmp(cfg.DiscoveryInterval, DefaultDiscoveryInterval),
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
+		inbox:          newInbox(nc),
 		log:            cfg.Logger,
 		access:         cfg.AccessLog,
 	}
@@ -248,22 +250,18 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		Body:        body,
 		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
 	}
-	ctx, cancel := context.WithDeadline(r.Context(), deadline)
-	rep, err := wire.Exchange(ctx, g.nc, req.Msg(x.subject), rid)
-	cancel()
+	h := w.Header()
+	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	if err != nil && r.Context().Err() != nil {
+		x.status, x.err = statusClientGone, "client went away"
+		return
+	}
+	rep, err := wire.Result(m, err, rid, h)
 	if err != nil {
-		if r.Context().Err() != nil {
-			x.status, x.err = statusClientGone, "client went away"
-			return
-		}
 		var f *wire.Failure
 		errors.As(err, &f)
 		fail(f.Status, f.Detail)
 		return
-	}
-	h := w.Header()
-	for k, v := range rep.Header {
-		h[k] = v
 	}
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // the worker chose none: do not sniff one

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,8 @@ type ServerConfig struct {
 	// AccessLogText) text, written in batches.
 	AccessLog     io.Writer
 	AccessLogText bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener.
+	Pprof bool
 }
 
 // Server runs a gateway on its listeners.
@@ -117,6 +120,11 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		mux.HandleFunc("GET /readyz", s.readyz)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if cfg.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	}
 	ok = true

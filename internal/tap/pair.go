@@ -166,7 +166,7 @@ func (p *Pairer) finish(ex *Exchange, m *nats.Msg, now time.Time) {
 		return
 	}
 	ex.Outcome = OK
-	rep, err := wire.ReadReply(m)
+	rep, err := wire.ReadReply(m, "", nil)
 	switch {
 	case errors.Is(err, wire.ErrBadReply):
 		ex.Status = 502 // what the gateway answers for it (PROTOCOL.md section 4)

@@ -200,72 +200,44 @@ type Reply struct {
 	ServiceError string
 }
 
-// ReadReply reads a reply message (PROTOCOL.md section 3). It fails with
-// ErrBadReply when Metro-Status is not a three-digit status. A service
-// error without a body gets a problem body naming the error, with
-// requestID.
-func ReadReply(m *nats.Msg, requestID string) (Reply, error) {
-	rep := Reply{Status: http.StatusOK, Body: m.Data}
-	var status, svcCode string
-	hasStatus := false
-	n := 0
-	for k := range m.Header {
-		if !isReserved(textproto.CanonicalMIMEHeaderKey(k)) {
-			n++
-		}
-	}
-	if n > 0 {
-		rep.Header = make(http.Header, n)
-	}
-	connection := m.Header["Connection"]
-	for k, v := range m.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		switch ck {
-		case HeaderStatus:
-			hasStatus = len(v) > 0
-			if hasStatus {
-				status = v[0]
-			}
-			continue
-		case HeaderServiceErrorCode:
-			if len(v) > 0 {
-				svcCode = v[0]
-			}
-			continue
-		case HeaderServiceError:
-			if len(v) > 0 {
-				rep.ServiceError = v[0]
-			}
-			continue
-		}
-		if isReserved(ck) || isHop(ck, connection) || len(v) == 0 {
-			continue
-		}
-		rep.Header[ck] = append(rep.Header[ck], v...)
-	}
-	switch {
-	case hasStatus:
+// ReadReply reads a reply message (PROTOCOL.md section 3) into an HTTP
+// status, headers (added to dst, or a new map when dst is nil) and body.
+// It fails with ErrBadReply, touching nothing, when Metro-Status is not a
+// status code. A service error without a body gets a problem body naming
+// the error, with requestID.
+func ReadReply(m *nats.Msg, requestID string, dst http.Header) (Reply, error) {
+	rep := Reply{Status: http.StatusOK, Body: m.Data, Header: dst}
+	if status := Get(m.Header, HeaderStatus); status != "" {
 		code, ok := parseStatus(status)
 		if !ok {
-			return rep, &replyError{status}
+			return Reply{}, &replyError{status}
 		}
 		rep.Status = code
-	case svcCode != "":
+	} else if svcCode := Get(m.Header, HeaderServiceErrorCode); svcCode != "" {
 		code, err := strconv.Atoi(svcCode)
 		if err != nil || code < 400 || code > 599 {
 			code = http.StatusInternalServerError
 		}
 		rep.Status = code
+		rep.ServiceError = Get(m.Header, HeaderServiceError)
 		if rep.ServiceError == "" {
 			rep.ServiceError = "service error " + svcCode
 		}
-		if len(rep.Body) == 0 {
-			rep.Body = NewProblem(code, rep.ServiceError, requestID).Body()
-			if rep.Header == nil {
-				rep.Header = http.Header{}
-			}
-			rep.Header["Content-Type"] = []string{ProblemContentType}
+	}
+	if rep.Header == nil {
+		rep.Header = make(http.Header, len(m.Header))
+	}
+	connection := m.Header["Connection"]
+	for k, v := range m.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if len(v) == 0 || isReserved(ck) || isHop(ck, connection) {
+			continue
 		}
+		rep.Header[ck] = append(rep.Header[ck], v...)
+	}
+	if rep.ServiceError != "" && len(rep.Body) == 0 {
+		rep.Body = NewProblem(rep.Status, rep.ServiceError, requestID).Body()
+		rep.Header["Content-Type"] = []string{ProblemContentType}
 	}
 	return rep, nil
 }
@@ -281,15 +253,21 @@ type Failure struct {
 func (f *Failure) Error() string { return f.Detail }
 func (f *Failure) Unwrap() error { return f.Err }
 
-// Exchange sends msg as a request and reads its reply. Every failure is a
-// *Failure carrying the status the gateway answers for it.
+// Exchange sends msg as a request on nc and reads its reply.
 func Exchange(ctx context.Context, nc *nats.Conn, msg *nats.Msg, requestID string) (Reply, error) {
 	m, err := nc.RequestMsgWithContext(ctx, msg)
+	return Result(m, err, requestID, nil)
+}
+
+// Result reads the outcome of a request: its reply m, or the error of
+// sending it. Every failure is a *Failure carrying the status the gateway
+// answers for it.
+func Result(m *nats.Msg, err error, requestID string, dst http.Header) (Reply, error) {
 	if err != nil {
 		status, detail := ErrorStatus(err)
 		return Reply{}, &Failure{Status: status, Detail: detail, Err: err}
 	}
-	rep, err := ReadReply(m, requestID)
+	rep, err := ReadReply(m, requestID, dst)
 	if err != nil {
 		return rep, &Failure{Status: http.StatusBadGateway, Detail: err.Error(), Err: err}
 	}

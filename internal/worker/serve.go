@@ -47,7 +47,11 @@ func (w *Worker) serve(m *nats.Msg) {
 	}
 	rw := &responseWriter{header: make(http.Header)}
 	status, ok := w.run(rw, req)
-	if !ok {
+	if req.Context().Err() == context.DeadlineExceeded {
+		// Past Metro-Deadline the gateway has stopped waiting and answers
+		// 504 itself; a late reply would only race with that answer.
+		status = http.StatusGatewayTimeout
+	} else if !ok {
 		w.replyProblem(m, http.StatusInternalServerError, "the handler panicked", req.Header.Get(wire.HeaderRequestID))
 		status = http.StatusInternalServerError
 	} else {

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// inbox delivers replies to the gateway's requests with less work per
+// request than nats.go's Request: each request in flight borrows a slot, a
+// long-lived channel subscription on "_INBOX.<id>.<slot>.*" into which the
+// connection's read loop hands the reply directly. nats.go's own request
+// path adds, per request, a channel and a map entry under the connection
+// lock (which every publish also takes) and a hop through one goroutine
+// that serves all replies; under load those showed in the gateway's
+// profile. Slots are reused: a generation number in the reply subject
+// tells a late reply to an earlier request (one that timed out) from the
+// answer to the current one.
+type inbox struct {
+	nc   *nats.Conn
+	base string // "_INBOX.<nuid>."
+
+	mu   sync.Mutex
+	free []*slot
+	all  []*slot
+}
+
+type slot struct {
+	sub    *nats.Subscription
+	ch     chan *nats.Msg
+	prefix string // "_INBOX.<nuid>.<n>."
+	gen    uint64
+	timer  *time.Timer
+}
+
+func newInbox(nc *nats.Conn) *inbox {
+	return &inbox{nc: nc, base: nc.NewInbox() + "."}
+}
+
+func (ib *inbox) get() (*slot, error) {
+	ib.mu.Lock()
+	if n := len(ib.free); n > 0 {
+		s := ib.free[n-1]
+		ib.free = ib.free[:n-1]
+		ib.mu.Unlock()
+		return s, nil
+	}
+	n := len(ib.all)
+	ib.mu.Unlock()
+	s := &slot{ch: make(chan *nats.Msg, 8), prefix: ib.base + strconv.Itoa(n) + "."}
+	sub, err := ib.nc.ChanSubscribe(s.prefix+"*", s.ch)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing for replies: %w", err)
+	}
+	s.sub = sub
+	s.timer = time.NewTimer(time.Hour)
+	s.timer.Stop()
+	ib.mu.Lock()
+	ib.all = append(ib.all, s)
+	ib.mu.Unlock()
+	return s, nil
+}
+
+func (ib *inbox) put(s *slot) {
+	s.gen++ // whatever still arrives for this request is stale now
+	ib.mu.Lock()
+	ib.free = append(ib.free, s)
+	ib.mu.Unlock()
+}
+
+// request publishes msg and waits for its reply until deadline or until
+// ctx ends. Errors are nats.go's, so wire.ErrorStatus maps them.
+func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time) (*nats.Msg, error) {
+	s, err := ib.get()
+	if err != nil {
+		return nil, err
+	}
+	defer ib.put(s)
+	var gbuf [20]byte
+	gen := strconv.AppendUint(gbuf[:0], s.gen, 10)
+	msg.Reply = s.prefix + string(gen)
+	if err := ib.nc.PublishMsg(msg); err != nil {
+		return nil, err
+	}
+	s.timer.Reset(time.Until(deadline))
+	defer s.timer.Stop()
+	for {
+		select {
+		case m := <-s.ch:
+			if len(m.Subject) != len(msg.Reply) || m.Subject != msg.Reply {
+				continue // a late reply to an earlier request on this slot
+			}
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+				return nil, nats.ErrNoResponders
+			}
+			return m, nil
+		case <-s.timer.C:
+			return nil, nats.ErrTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// close unsubscribes every slot.
+func (ib *inbox) close() {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	for _, s := range ib.all {
+		_ = s.sub.Unsubscribe()
+	}
+}
