@@ -11,9 +11,11 @@ import (
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
-// route is one entry of the route table, keyed by its subscription
-// subject: two services announcing "GET /users/{id}" and
-// "GET /users/{uid}" offer the same route.
+// route is one entry of the route table, keyed by method and
+// subscription subject: two services announcing "GET /users/{id}" and
+// "GET /users/{uid}" offer the same route. The method is part of the key
+// because a tail's subscription covers the method token: "GET
+// /files/{p...}" and "POST /files/{p...}" both subscribe files.>.
 type route struct {
 	subject  string   // "users.*.GET"
 	toks     []string // its tokens
@@ -35,7 +37,7 @@ type table struct {
 	byKey    map[string]*route
 	snapshot atomic.Pointer[routes]
 	ttl      time.Duration
-	timeouts map[string]time.Duration // per-route overrides by subject
+	timeouts map[string]time.Duration // per-route overrides by routeKey
 	newRoute func(*route)             // called for each new route, under mu
 }
 
@@ -53,7 +55,7 @@ func (t *table) declare(r discovery.Route, timeout time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if timeout > 0 {
-		t.timeouts[r.Subject] = timeout
+		t.timeouts[routeKey(r)] = timeout
 	}
 	rt := t.addLocked(r, time.Now())
 	rt.declared = true
@@ -68,8 +70,11 @@ func (t *table) announce(s discovery.Service, now time.Time) {
 	}
 }
 
+func routeKey(r discovery.Route) string { return r.Method + " " + r.Subject }
+
 func (t *table) addLocked(r discovery.Route, now time.Time) *route {
-	if rt, ok := t.byKey[r.Subject]; ok {
+	key := routeKey(r)
+	if rt, ok := t.byKey[key]; ok {
 		rt.lastSeen.Store(now.UnixNano())
 		return rt
 	}
@@ -78,13 +83,13 @@ func (t *table) addLocked(r discovery.Route, now time.Time) *route {
 		toks:    strings.Split(r.Subject, "."),
 		method:  r.Method,
 		pattern: r.Pattern,
-		timeout: t.timeouts[r.Subject],
+		timeout: t.timeouts[key],
 	}
 	rt.lastSeen.Store(now.UnixNano())
 	if t.newRoute != nil {
 		t.newRoute(rt)
 	}
-	t.byKey[r.Subject] = rt
+	t.byKey[key] = rt
 	t.publishLocked()
 	return rt
 }
@@ -110,7 +115,14 @@ func (t *table) publishLocked() {
 	for _, rt := range t.byKey {
 		rs = append(rs, rt)
 	}
-	sort.Slice(rs, func(i, j int) bool { return moreSpecific(rs[i].toks, rs[j].toks) })
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.subject == b.subject {
+			// As in ServeMux, a route with a method beats one without.
+			return a.method > b.method
+		}
+		return moreSpecific(a.toks, b.toks)
+	})
 	t.snapshot.Store(&rs)
 }
 
@@ -143,7 +155,7 @@ func rank(tok string) int {
 // allow lists the methods of routes whose path matches, for a 405.
 func (rs routes) match(subj string) (rt *route, allow []string) {
 	for _, r := range rs {
-		if matchTokens(r.toks, subj, false) {
+		if matchTokens(r.toks, subj, false) && r.tailMethodMatches(subj) {
 			return r, nil
 		}
 	}
@@ -153,6 +165,17 @@ func (rs routes) match(subj string) (rt *route, allow []string) {
 		}
 	}
 	return nil, allow
+}
+
+// tailMethodMatches checks the method of a tail route, whose ">" also
+// covers the method token. HEAD is served by GET routes, as in ServeMux
+// (workers do so too).
+func (r *route) tailMethodMatches(subj string) bool {
+	if r.method == "" || r.toks[len(r.toks)-1] != ">" {
+		return true
+	}
+	m := subj[strings.LastIndexByte(subj, '.')+1:]
+	return m == r.method || m == "HEAD" && r.method == "GET"
 }
 
 // matchTokens matches a subscription's tokens against a subject with NATS

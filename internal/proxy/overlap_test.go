@@ -1,0 +1,197 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+	"github.com/metropolis-dev/metro/internal/proxy"
+)
+
+// TestOverlappingRoutesInOneWorker: "GET /files/{path...}" and
+// "POST /files/{path...}" both subscribe files.>, beside files.special.GET.
+// NATS hands each message to whichever subscription it likes, so every
+// request is sent many times: each must reach its own handler.
+func TestOverlappingRoutesInOneWorker(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	e.worker("files", map[string]http.HandlerFunc{
+		"GET /files/{path...}":  func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "get ", r.PathValue("path")) },
+		"POST /files/{path...}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "post ", r.PathValue("path")) },
+		"GET /files/special":    func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "special") },
+		"GET /files/{dir}/meta": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "meta ", r.PathValue("dir")) },
+	})
+	tests := []struct{ method, path, want string }{
+		{"GET", "/files/a/b.txt", "get a/b.txt"},
+		{"POST", "/files/a/b.txt", "post a/b.txt"},
+		{"GET", "/files/special", "special"},
+		{"POST", "/files/special", "post special"},
+		{"GET", "/files/special/more", "get special/more"},
+		{"GET", "/files/docs/meta", "meta docs"},
+		{"POST", "/files/docs/meta", "post docs/meta"},
+		{"HEAD", "/files/special", ""},
+	}
+	for range 15 {
+		for _, tc := range tests {
+			resp, body := e.do(tc.method, tc.path, "", nil)
+			if resp.StatusCode != 200 || body != tc.want {
+				t.Fatalf("%s %s: %d %q, want %q", tc.method, tc.path, resp.StatusCode, body, tc.want)
+			}
+		}
+	}
+	resp, body := e.do("DELETE", "/files/x", "", nil)
+	checkProblem(t, resp, body, http.StatusMethodNotAllowed)
+	if got := resp.Header.Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("Allow %q", got)
+	}
+}
+
+// TestDisjointWorkersOverlappingSubjects: docs.> (worker a, GET only)
+// overlaps docs.upload.POST (worker b). A message for b's route also
+// reaches a, which must leave it alone: once b is gone, nothing answers
+// and the client gets 504, not an answer from a.
+func TestDisjointWorkersOverlappingSubjects(t *testing.T) {
+	e := newEnv(t, proxy.Config{Routes: []proxy.RouteConfig{{Match: "POST /docs/upload", Timeout: 300 * time.Millisecond}}})
+	e.worker("a", map[string]http.HandlerFunc{
+		"GET /docs/{path...}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "a ", r.PathValue("path")) },
+	})
+	stopB := e.worker("b", map[string]http.HandlerFunc{
+		"POST /docs/upload": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "b") },
+	})
+	for range 20 {
+		if resp, body := e.do("POST", "/docs/upload", "x", nil); resp.StatusCode != 200 || body != "b" {
+			t.Fatalf("POST /docs/upload: %d %q", resp.StatusCode, body)
+		}
+		if resp, body := e.do("GET", "/docs/upload", "", nil); resp.StatusCode != 200 || body != "a upload" {
+			t.Fatalf("GET /docs/upload: %d %q", resp.StatusCode, body)
+		}
+	}
+	stopB()
+	resp, body := e.do("POST", "/docs/upload", "x", nil)
+	checkProblem(t, resp, body, http.StatusGatewayTimeout)
+}
+
+// TestMicroService: a worker written with nats.go's micro package alone
+// answers through the gateway, routed by its endpoint subject, and its
+// service errors become HTTP errors.
+func TestMicroService(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	nc := natstest.Connect(t, e.ns)
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:    "sum",
+		Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{
+			Subject: "sum.POST",
+			Handler: micro.HandlerFunc(func(req micro.Request) {
+				var in struct{ A, B *int }
+				switch {
+				case json.Unmarshal(req.Data(), &in) != nil || in.A == nil || in.B == nil:
+					req.Error("422", "bad input", nil)
+				case *in.A < 0:
+					req.Error("700", "negative", nil)
+				case *in.B < 0:
+					req.Error("409", "conflict", []byte(`{"why":"b"}`), micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
+				case *in.A == 0 && *in.B == 0:
+					req.Error("zero", "not a number code", nil)
+				default:
+					req.Respond([]byte(strconv.Itoa(*in.A+*in.B)), micro.WithHeaders(micro.Headers{"X-Sum": {"yes"}}))
+				}
+			}),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	e.waitRoutes("POST /sum")
+	tests := []struct {
+		name, body string
+		status     int
+		want       string // body, or the problem's detail
+	}{
+		{"answer", `{"a":2,"b":3}`, 200, "5"},
+		{"error 422", `{"a":2}`, 422, "bad input"},
+		{"code outside 400-599", `{"a":-1,"b":1}`, 500, "negative"},
+		{"code not a number", `{"a":0,"b":0}`, 500, "not a number code"},
+		{"error with a body", `{"a":1,"b":-1}`, 409, `{"why":"b"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do("POST", "/sum", tc.body, nil)
+			switch {
+			case tc.status == 200:
+				if resp.StatusCode != 200 || body != tc.want || resp.Header.Get("X-Sum") != "yes" {
+					t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
+				}
+			case tc.want[0] == '{':
+				if resp.StatusCode != tc.status || body != tc.want || resp.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
+				}
+			default:
+				if p := checkProblem(t, resp, body, tc.status); p.Detail != tc.want {
+					t.Errorf("detail %q, want %q", p.Detail, tc.want)
+				}
+			}
+			for k := range resp.Header {
+				if len(k) > 5 && (k[:5] == "Nats-" || k[:6] == "Metro-") {
+					t.Errorf("header %s reached the client", k)
+				}
+			}
+		})
+	}
+	resp, body := e.do("GET", "/sum", "", nil)
+	checkProblem(t, resp, body, http.StatusMethodNotAllowed)
+	if resp.Header.Get("Allow") != "POST" {
+		t.Errorf("Allow %q", resp.Header.Get("Allow"))
+	}
+}
+
+// TestReplicasShareLoad: two replicas of one worker form a queue group;
+// 100 requests are spread over both.
+func TestReplicasShareLoad(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	for _, id := range []string{"r1", "r2"} {
+		e.worker("shared", map[string]http.HandlerFunc{
+			"GET /who": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, id) },
+		})
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	var errs []error
+	for range 100 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			resp, err := http.Get(e.srv.URL + "/who")
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			counts[fmt.Sprint(resp.StatusCode, " ", string(b))]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if counts["200 r1"] == 0 || counts["200 r2"] == 0 || counts["200 r1"]+counts["200 r2"] != 100 {
+		t.Errorf("answers %v: want 100 shared by r1 and r2", counts)
+	}
+	t.Logf("answers %v", counts)
+}
