@@ -86,7 +86,7 @@ func Init(ctx context.Context, opts InitOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	worker, entry, err := renderWorker(LangGo, "hello", "workers/hello", routes)
+	worker, entry, err := renderWorker(opts.Name, LangGo, "hello", "workers/hello", routes)
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,11 @@ func AddWorker(ctx context.Context, opts WorkerOptions) (*Result, error) {
 		return nil, fmt.Errorf("%w: %s is in the way of worker %q", ErrExists, filepath.Join(filepath.Dir(cfgPath), rel), opts.Name)
 	}
 
-	files, entry, err := renderWorker(lang, opts.Name, rel, routes)
+	project := cfg.Name
+	if project == "" {
+		project = filepath.Base(projectDir)
+	}
+	files, entry, err := renderWorker(project, lang, opts.Name, rel, routes)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +159,7 @@ func defaultRoutes(routes []string, name string) []string {
 
 // workerData is what the worker templates see.
 type workerData struct {
+	Project         string // the project's name, which prefixes image names
 	Name            string
 	Dir             string // the worker's directory relative to the project: "workers/NAME"
 	Routes          []route
@@ -166,8 +171,8 @@ type workerData struct {
 
 // renderWorker renders a worker of lang into files under dir, and the
 // metro.yaml entry that runs it.
-func renderWorker(lang, name, dir string, routes []route) ([]file, []kv, error) {
-	data := workerData{Name: name, Dir: dir, Routes: routes, NotFoundPath: unmatchedPath(routes), GoMinor: goMinor(), NodeNATSVersion: NodeNATSVersion}
+func renderWorker(project, lang, name, dir string, routes []route) ([]file, []kv, error) {
+	data := workerData{Project: project, Name: name, Dir: dir, Routes: routes, NotFoundPath: unmatchedPath(routes), GoMinor: goMinor(), NodeNATSVersion: NodeNATSVersion}
 	if data.NotFoundPath != "" {
 		data.NotFoundSubject, _ = subject.FromPath("", http.MethodGet, data.NotFoundPath)
 	}
