@@ -341,9 +341,16 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 		switch {
 		case r.state.Load() == "build failed":
 			notes = append(notes, name+": build failed; fix it and save to retry")
-		case err != nil && seen[name] == 0:
+		case err != nil && r.crashing():
+			notes = append(notes, name+": keeps exiting; see its output above")
+		case err != nil && seen[name] == 0 && r.spec.pkg == "":
+			// A run: worker may be a plain NATS subscriber; a Go worker
+			// that is slow to announce itself is still waited for on
+			// every reload, or reloads would drop requests.
 			r.registers.Store(false)
 			notes = append(notes, fmt.Sprintf("%s: announced no service named %q within %s; it runs, and reloads without waiting for one", name, name, timeout))
+		case err != nil && seen[name] == 0:
+			notes = append(notes, fmt.Sprintf("%s: announced no service named %q within %s (does it call metro.NewWorker(%q)?)", name, name, timeout, name))
 		case err != nil && seen[name] < r.spec.replicas:
 			notes = append(notes, fmt.Sprintf("%s: %d of %d replicas announced themselves", name, seen[name], r.spec.replicas))
 		}

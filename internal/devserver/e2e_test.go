@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
 // The project the end-to-end test runs, and the handler it edits: the
@@ -399,5 +400,37 @@ workers:
 	}
 	if alive(steady[0]) {
 		t.Errorf("steady pid %d survived", steady[0])
+	}
+}
+
+// TestDevExternalNATS: with nats.url set, metro dev embeds no server and
+// hands that URL to the workers, with the prefix and the worker's env.
+func TestDevExternalNATS(t *testing.T) {
+	s := natstest.Run(t)
+	dir := writeProject(t, map[string]string{
+		"metro.yaml": `name: ext
+gateway:
+  listen: "127.0.0.1:0"
+  admin: ""
+  prefix: api
+nats:
+  url: "` + s.ClientURL() + `"
+workers:
+  env:
+    run: echo "url=$NATS_URL prefix=$METRO_PREFIX greeting=$GREETING"; exec sleep 1000
+    env: {GREETING: hi}
+`,
+	})
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=1s", "DEVSERVER_TEST_READY=200ms")
+	st := d.state(t, time.Minute)
+	d.waitOutput(t, "env     | url="+s.ClientURL()+" prefix=api greeting=hi", 10*time.Second)
+	if st.NATSURL != s.ClientURL() || st.Prefix != "api" {
+		t.Errorf("dev.json has nats_url %q prefix %q, want %q and api", st.NATSURL, st.Prefix, s.ClientURL())
+	}
+	if strings.Contains(d.out.String(), "monitoring") {
+		t.Errorf("an embedded server was started:\n%s", d.out.String())
+	}
+	if code := d.interrupt(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
 	}
 }

@@ -301,6 +301,19 @@ func (r *runner) buildFailed(err error) {
 	r.con.printf("%s: %v", r.spec.name, err)
 }
 
+// crashing reports whether a replica exited unexpectedly and has not
+// run long enough since to count as recovered.
+func (r *runner) crashing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.slots {
+		if s.fails > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *runner) allRunning() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
