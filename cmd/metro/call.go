@@ -35,6 +35,10 @@ NATS is --server, else $NATS_URL, else the metro dev running in this project.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Method, o.Path, o.Stdin = args[0], args[1], io.In
+			// A bad command line is misuse wherever NATS is, or is not.
+			if err := o.Validate(); err != nil {
+				return usageErr(err)
+			}
 			nc, prefix, err := natsconn.Connect(o.server, ".", "metro call", o.auth)
 			if err != nil {
 				return err

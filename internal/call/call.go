@@ -37,23 +37,16 @@ var ErrUsage = errors.New("usage")
 // Do sends the call on nc and writes the response to out. It returns the
 // status, so the caller can fail on 5xx.
 func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, error) {
-	if !strings.HasPrefix(o.Path, "/") {
-		return 0, fmt.Errorf("%w: path %q must start with /", ErrUsage, o.Path)
+	if err := o.Validate(); err != nil {
+		return 0, err
 	}
 	body, err := o.body()
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(o.Method), metro.Scheme+"://"+o.Prefix+o.Path, body)
+	req, err := o.request(ctx, body)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	for _, h := range o.Headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return 0, fmt.Errorf("%w: header %q is not \"Name: value\"", ErrUsage, h)
-		}
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		return 0, err
 	}
 	t := &metro.Transport{Conn: nc, Prefix: o.Prefix, Timeout: o.Timeout}
 	resp, err := t.RoundTrip(req)
@@ -79,6 +72,59 @@ func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, erro
 		return resp.StatusCode, fmt.Errorf("writing response: %w", err)
 	}
 	return resp.StatusCode, nil
+}
+
+// Validate reports a mistake in o, wrapping ErrUsage, without reading a
+// body or sending anything: a command refuses a bad command line before it
+// looks for NATS.
+func (o Options) Validate() error {
+	_, err := o.request(context.Background(), nil)
+	return err
+}
+
+func (o Options) request(ctx context.Context, body io.Reader) (*http.Request, error) {
+	if !strings.HasPrefix(o.Path, "/") {
+		return nil, fmt.Errorf("%w: path %q must start with /", ErrUsage, o.Path)
+	}
+	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(o.Method), metro.Scheme+"://"+o.Prefix+o.Path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	for _, h := range o.Headers {
+		k, v, ok := strings.Cut(h, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || !validName(k) || !validValue(v) {
+			return nil, fmt.Errorf("%w: header %q is not \"Name: value\"", ErrUsage, h)
+		}
+		req.Header.Add(k, v)
+	}
+	return req, nil
+}
+
+// validName reports whether k is an RFC 9110 token, as a header name must
+// be; anything else could not cross as a NATS header either.
+func validName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue refuses control bytes other than tab: a line break would end
+// the header in the NATS message and start another.
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (o Options) body() (io.Reader, error) {
