@@ -40,31 +40,18 @@ const (
 	ClientRequestID = "X-Request-Id"
 )
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (and the
-// older RFC 7230 list that proxies still honour). They describe one
-// connection, so they never cross the gateway in either direction.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection", // non-standard, sent by old clients
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// isHop reports whether the canonical header name k is hop-by-hop, either
-// by the list above or because the message's Connection header names it.
+// isHop reports whether the canonical header name k is hop-by-hop: one
+// of RFC 9110 section 7.6.1's list (with the older RFC 7230 names that
+// proxies still honour), or one the message's Connection header names.
+// Hop-by-hop headers describe one connection, so they never cross the
+// gateway in either direction.
 func isHop(k string, connection []string) bool {
-	if strings.HasPrefix(k, "Proxy-") {
+	switch k {
+	case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
 		return true
 	}
-	for _, h := range hopHeaders {
-		if k == h {
-			return true
-		}
+	if strings.HasPrefix(k, "Proxy-") { // Proxy-Connection, -Authenticate, -Authorization
+		return true
 	}
 	for _, v := range connection {
 		for _, f := range strings.Split(v, ",") {
@@ -111,23 +98,33 @@ func (r *Request) Msg(subj string) *nats.Msg {
 		}
 		h[k] = v
 	}
+	// One backing array for the values this function sets: a request
+	// costs one allocation for them instead of one per header.
+	vals := make([]string, 0, 8)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	if f := r.Forwarded; f != nil {
-		h["X-Forwarded-For"] = []string{f.For}
-		h["X-Forwarded-Host"] = []string{f.Host}
-		h["X-Forwarded-Proto"] = []string{f.Proto}
+		set("X-Forwarded-For", f.For)
+		set("X-Forwarded-Host", f.Host)
+		set("X-Forwarded-Proto", f.Proto)
 	}
-	h[HeaderVersion] = []string{Version}
-	h[HeaderMethod] = []string{r.Method}
-	h[HeaderPath] = []string{r.EscapedPath}
+	h[HeaderVersion] = versionValue
+	set(HeaderMethod, r.Method)
+	set(HeaderPath, r.EscapedPath)
 	if r.RawQuery != "" {
-		h[HeaderQuery] = []string{r.RawQuery}
+		set(HeaderQuery, r.RawQuery)
 	}
-	h[HeaderRequestID] = []string{r.RequestID}
+	set(HeaderRequestID, r.RequestID)
 	if !r.Deadline.IsZero() {
-		h[HeaderDeadline] = []string{strconv.FormatInt(r.Deadline.UnixMilli(), 10)}
+		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))
 	}
 	return &nats.Msg{Subject: subj, Header: h, Data: r.Body}
 }
+
+// versionValue is shared by every request: messages are only read.
+var versionValue = []string{Version}
 
 // RequestID returns the client's id when it is 1 to 128 bytes of
 // A-Z a-z 0-9 - _ . : + / =, and a new random id otherwise.

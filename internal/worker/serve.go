@@ -93,11 +93,7 @@ func (w *Worker) request(m *nats.Msg) (*http.Request, context.CancelFunc, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	h := make(http.Header, len(m.Header))
-	for k, v := range m.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		h[ck] = append(h[ck], v...)
-	}
+	h := requestHeader(m.Header)
 	rawPath := subject.EscapePath(segs)
 	if len(segs) > 0 && strings.HasSuffix(h.Get(wire.HeaderPath), "/") {
 		rawPath += "/"
@@ -141,6 +137,31 @@ func (w *Worker) request(m *nats.Msg) (*http.Request, context.CancelFunc, error)
 		req.Body = readCloser{bytes.NewReader(m.Data)}
 	}
 	return req.WithContext(ctx), cancel, nil
+}
+
+// requestHeader returns the message's header as an http.Header. NATS
+// keeps header names as sent; the gateway sends them canonical, so the map
+// is used as it is unless some other client sent a name in another case.
+func requestHeader(nh nats.Header) http.Header {
+	canonical := true
+	for k := range nh {
+		if textproto.CanonicalMIMEHeaderKey(k) != k {
+			canonical = false
+			break
+		}
+	}
+	if canonical {
+		if nh == nil {
+			return http.Header{}
+		}
+		return http.Header(nh)
+	}
+	h := make(http.Header, len(nh))
+	for k, v := range nh {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		h[ck] = append(h[ck], v...)
+	}
+	return h
 }
 
 type readCloser struct{ *bytes.Reader }
@@ -209,10 +230,12 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	h := make(nats.Header, len(rw.header)+1)
-	for k, v := range rw.header {
-		if len(v) > 0 {
-			h[k] = v
+	// The handler's header map is sent as it is: it is ours, and handlers
+	// (as with net/http) must not touch it after they return.
+	h := nats.Header(rw.header)
+	for k := range h {
+		if strings.HasPrefix(k, "Metro-") || strings.HasPrefix(k, "Nats-") {
+			delete(h, k) // the status travels in Metro-Status, set below only
 		}
 	}
 	if status != http.StatusOK {
