@@ -20,7 +20,13 @@ import (
 func TestMain(m *testing.M) {
 	// No colour in frames, so goldens do not depend on the terminal.
 	lipgloss.SetColorProfile(termenv.Ascii)
-	os.Exit(m.Run())
+	var err error
+	if binDir, err = os.MkdirTemp("", "metro-tui-test"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
 }
 
 var t0 = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,17 +15,29 @@ import (
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
-// buildMetro builds the real binary once per test run.
+// binDir holds the metro binary the tests build; TestMain removes it.
+var binDir string
+
+var build struct {
+	once sync.Once
+	bin  string
+	err  error
+	out  []byte
+}
+
+// buildMetro builds the real binary, once for all tests of the run.
 func buildMetro(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "metro")
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/metropolis-dev/metro/cmd/metro").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building metro: %v\n%s", err, out)
+	build.once.Do(func() {
+		build.bin = filepath.Join(binDir, "metro")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		build.out, build.err = exec.CommandContext(ctx, "go", "build", "-o", build.bin, "github.com/metropolis-dev/metro/cmd/metro").CombinedOutput()
+	})
+	if build.err != nil {
+		t.Fatalf("building metro: %v\n%s", build.err, build.out)
 	}
-	return bin
+	return build.bin
 }
 
 // tmux drives one program in a private tmux server: a real terminal
