@@ -1,0 +1,205 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/natstest"
+	"github.com/metropolis-dev/metro/internal/proxy"
+)
+
+// runServer starts a whole gateway process in this one: proxy.NewServer
+// on 127.0.0.1:0 with an admin listener. stop cancels Run's context, as
+// SIGTERM does in metro gateway; wait returns Run's error.
+func runServer(t *testing.T, natsURL string) (s *proxy.Server, stop context.CancelFunc, wait func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := proxy.NewServer(ctx, proxy.ServerConfig{
+		Listen:  "127.0.0.1:0",
+		Admin:   "127.0.0.1:0",
+		NATSURL: natsURL,
+		Gateway: proxy.Config{DiscoveryInterval: 50 * time.Millisecond, Timeout: 20 * time.Second},
+		Logger:  quiet,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	wait = func() error {
+		once.Do(func() { runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { cancel(); wait() })
+	return s, cancel, wait
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// startWorker runs an SDK worker until the test ends.
+func startWorker(t *testing.T, url, name string, routes map[string]http.HandlerFunc) {
+	t.Helper()
+	w := metro.NewWorker(name, metro.WithNATSURL(url), metro.WithLogger(quiet))
+	for p, h := range routes {
+		w.HandleFunc(p, h)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker %s: %v", name, err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("worker %s: %v", name, err)
+	}
+}
+
+// waitStatus polls url until it answers want.
+func waitStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, url)
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d %q, want %d", url, code, body, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServerStopWithRequestsInFlight: stopping the gateway (SIGTERM in
+// metro gateway) lets requests in flight finish with their 200s, readiness
+// reports 503 meanwhile, and Run returns cleanly.
+func TestServerStopWithRequestsInFlight(t *testing.T) {
+	ns := natstest.Run(t)
+	const n = 5
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	startWorker(t, ns.ClientURL(), "slow", map[string]http.HandlerFunc{
+		"GET /slow/{i}": func(w http.ResponseWriter, r *http.Request) {
+			arrived <- struct{}{}
+			<-release
+			fmt.Fprint(w, "done ", r.PathValue("i"))
+		},
+		"GET /fast": func(w http.ResponseWriter, r *http.Request) {},
+	})
+	s, stop, wait := runServer(t, ns.ClientURL())
+	base, admin := "http://"+s.Addr().String(), "http://"+s.AdminAddr().String()
+	waitStatus(t, admin+"/readyz", 200)
+	waitStatus(t, base+"/fast", 200)
+
+	type result struct {
+		i      int
+		status int
+		body   string
+		err    error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			resp, err := http.Get(fmt.Sprint(base, "/slow/", i))
+			r := result{i: i, err: err}
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				r.status, r.body = resp.StatusCode, string(b)
+			}
+			results <- r
+		}()
+	}
+	for range n {
+		<-arrived
+	}
+	stop()
+	waitStatus(t, admin+"/readyz", http.StatusServiceUnavailable)
+	if code, _ := get(t, admin+"/healthz"); code != 200 {
+		t.Errorf("healthz while stopping: %d", code)
+	}
+	close(release)
+	for range n {
+		r := <-results
+		if r.err != nil || r.status != 200 || r.body != fmt.Sprint("done ", r.i) {
+			t.Errorf("request %d: %d %q %v", r.i, r.status, r.body, r.err)
+		}
+	}
+	if err := wait(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := http.Get(base + "/slow/late"); err == nil {
+		t.Error("the listener still accepts requests after Run returned")
+	}
+}
+
+// TestServerMetrics: /metrics counts requests by route pattern, never by
+// raw path, and reports the NATS connection.
+func TestServerMetrics(t *testing.T) {
+	ns := natstest.Run(t)
+	startWorker(t, ns.ClientURL(), "users", map[string]http.HandlerFunc{
+		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") == "missing" {
+				w.WriteHeader(http.StatusNotFound)
+			}
+		},
+	})
+	s, _, _ := runServer(t, ns.ClientURL())
+	base, admin := "http://"+s.Addr().String(), "http://"+s.AdminAddr().String()
+	waitStatus(t, base+"/users/0", 200)
+	for _, p := range []string{"/users/1", "/users/2", "/users/missing", "/nowhere/1", "/nowhere/2"} {
+		get(t, base+p)
+	}
+	code, body := get(t, admin+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`metro_gateway_requests_total{code="200",route="GET /users/{id}"} 3`,
+		`metro_gateway_requests_total{code="404",route="GET /users/{id}"} 1`,
+		`metro_gateway_requests_total{code="404",route="(none)"} 2`,
+		`metro_gateway_request_duration_seconds_count{code="200",route="GET /users/{id}"} 3`,
+		`metro_gateway_requests_in_flight 0`,
+		`metro_gateway_nats_connected 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, raw := range []string{"/users/1", "/nowhere"} {
+		if strings.Contains(body, raw) {
+			t.Errorf("/metrics holds the raw path %q", raw)
+		}
+	}
+	if t.Failed() {
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "metro_") {
+				t.Log(l)
+			}
+		}
+	}
+}
