@@ -137,6 +137,8 @@ func Run(ctx context.Context, o Options) error {
 		gwURL:   httpURL(addrString(gw.Addr())),
 		admURL:  httpURL(addrString(gw.AdminAddr())),
 		force:   make(chan struct{}),
+
+		gatewayRoutes: gw.Gateway().Routes,
 	}
 	wctx, wstop := context.WithCancel(context.WithoutCancel(ctx))
 	defer wstop()
@@ -149,6 +151,7 @@ func Run(ctx context.Context, o Options) error {
 		wg.Go(func() { r.run(wctx) })
 	}
 	wg.Go(func() { d.announce(wctx, began, o.ReadyTimeout) })
+	wg.Go(func() { d.watchConfig(wctx, o.Quiet) })
 
 	var runErr error
 	select {
@@ -272,6 +275,8 @@ type session struct {
 	admURL  string
 	runners []*runner
 	force   chan struct{}
+	// gatewayRoutes lists the patterns in the gateway's route table.
+	gatewayRoutes func() []string
 
 	mu    sync.Mutex
 	ready bool // the state file is written
@@ -359,6 +364,7 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 	if ctx.Err() != nil {
 		return
 	}
+	d.awaitGateway(ctx, svcs, timeout)
 	d.con.raw(banner(bannerInfo{
 		elapsed: time.Since(began),
 		gateway: d.gwURL,
@@ -372,6 +378,73 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 	d.ready = true
 	d.mu.Unlock()
 	d.writeState()
+}
+
+// awaitGateway waits until the gateway's route table holds every route
+// the services announce: it learns them a moment after they register,
+// and "ready" should mean that requests are answered.
+func (d *session) awaitGateway(ctx context.Context, svcs []discovery.Service, timeout time.Duration) {
+	want := map[string]bool{}
+	for _, s := range svcs {
+		for _, r := range s.Routes {
+			want[r.Pattern] = true
+		}
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(timeout)
+	for {
+		have := map[string]bool{}
+		for _, p := range d.gatewayRoutes() {
+			have[p] = true
+		}
+		missing := false
+		for p := range want {
+			if !have[p] {
+				missing = true
+				break
+			}
+		}
+		if !missing {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchConfig tells the user when metro.yaml changes: workers, ports and
+// the gateway are set up once, so a change needs a restart.
+func (d *session) watchConfig(ctx context.Context, quiet time.Duration) {
+	if d.cfg.Path == "" {
+		return
+	}
+	abs, err := filepath.Abs(d.cfg.Path)
+	if err != nil {
+		return
+	}
+	w, err := newWatcher(watchSet{files: []string{abs}})
+	if err != nil {
+		d.con.printf("not watching %s: %v", d.cfg.Path, err)
+		return
+	}
+	changes := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { w.run(ctx, quiet, changes, func(error) {}) })
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+			d.con.printf("%s changed; restart metro dev (Ctrl-C, then run it again) to apply it", filepath.Base(d.cfg.Path))
+		}
+	}
 }
 
 // bannerInfo is what the ready banner shows.

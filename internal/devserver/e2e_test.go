@@ -90,11 +90,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if len(st.Workers["catalog"]) != 2 || len(st.Workers["orders"]) != 1 {
 			t.Errorf("workers in dev.json = %v, want 2 catalog and 1 orders", st.Workers)
 		}
-		// The gateway learns routes a moment after the banner.
-		waitFor(t, "the first answer", 10*time.Second, func() bool {
-			code, _, err := get(ctx, client, url)
-			return err == nil && code == http.StatusOK
-		})
+		// No waiting: once the banner is out, requests are answered.
 		if got := name(t); got != "Apple" {
 			t.Fatalf("name = %q, want Apple", got)
 		}
@@ -106,6 +102,17 @@ func TestDevEndToEnd(t *testing.T) {
 			if !strings.Contains(d.out.String(), want) {
 				t.Errorf("banner lacks %q:\n%s", want, d.out.String())
 			}
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("an edit that leaves the binary alone restarts nothing", func(t *testing.T) {
+		before := d.state(t, time.Second).Workers[e2eWorker]
+		edit(t, "// Products is the catalog's stock.", "// Products is the catalog's stock, edited.")
+		d.waitOutput(t, "catalog: binary unchanged, kept running", 2*time.Minute)
+		if after := d.state(t, time.Second).Workers[e2eWorker]; !slices.Equal(before, after) {
+			t.Errorf("pids changed from %v to %v", before, after)
 		}
 	}) {
 		return
@@ -430,6 +437,10 @@ workers:
 	if strings.Contains(d.out.String(), "monitoring") {
 		t.Errorf("an embedded server was started:\n%s", d.out.String())
 	}
+	if err := os.WriteFile(filepath.Join(dir, "metro.yaml"), []byte("name: ext2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(t, "metro.yaml changed; restart metro dev", 10*time.Second)
 	if code := d.interrupt(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}

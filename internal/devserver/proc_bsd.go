@@ -8,3 +8,6 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// groupAlive reports whether group pgid has a member left.
+func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }

@@ -19,7 +19,7 @@ func killGroup(p *os.Process, sig syscall.Signal) {
 // gone, not dying.
 func waitGroupGone(pgid int, limit time.Duration) {
 	deadline := time.Now().Add(limit)
-	for syscall.Kill(-pgid, 0) == nil && time.Now().Before(deadline) {
+	for groupAlive(pgid) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
