@@ -195,3 +195,33 @@ func TestReplicasShareLoad(t *testing.T) {
 	}
 	t.Logf("answers %v", counts)
 }
+
+// TestTrailingSlash: /a/1 and /a/1/ are one subject, so the worker serves
+// either form with whichever of its routes fits, instead of answering
+// ServeMux's redirect (which would come back on the same subject) or
+// leaving the client to time out.
+func TestTrailingSlash(t *testing.T) {
+	e := newEnv(t, proxy.Config{Timeout: 10 * time.Second})
+	e.worker("slash", map[string]http.HandlerFunc{
+		"GET /a/{x}":        func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "a ", r.PathValue("x")) },
+		"POST /b/{rest...}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "b %q", r.PathValue("rest")) },
+		"GET /tree/":        func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "tree ", r.URL.Path) },
+	})
+	tests := []struct{ method, path, want string }{
+		{"GET", "/a/1", "a 1"},
+		{"GET", "/a/1/", "a 1"},
+		{"GET", "//a//1//", "a 1"},
+		{"POST", "/b", `b ""`},
+		{"POST", "/b/", `b ""`},
+		{"POST", "/b/c/", `b "c/"`},
+		{"GET", "/tree", "tree /tree/"},
+		{"GET", "/tree/", "tree /tree/"},
+		{"GET", "/tree/leaf", "tree /tree/leaf"},
+	}
+	for _, tc := range tests {
+		resp, body := e.do(tc.method, tc.path, "", nil)
+		if resp.StatusCode != 200 || body != tc.want {
+			t.Errorf("%s %s: %d %q, want %q", tc.method, tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+}

@@ -30,18 +30,7 @@ func (w *Worker) serve(m *nats.Msg) {
 		return
 	}
 	defer cancel()
-	_, pattern := w.mux.Handler(req)
-	ep := w.byPattern[pattern]
-	if ep == nil && pattern != "" && !strings.HasSuffix(req.URL.Path, "/") {
-		// ServeMux redirects /tree to /tree/; both are one subject, so the
-		// request is served as /tree/ instead of looping on a redirect.
-		req.URL.Path += "/"
-		if req.URL.RawPath != "" {
-			req.URL.RawPath += "/"
-		}
-		_, pattern = w.mux.Handler(req)
-		ep = w.byPattern[pattern]
-	}
+	ep := w.route(req)
 	if ep == nil {
 		return
 	}
@@ -64,6 +53,47 @@ func (w *Worker) serve(m *nats.Msg) {
 		msg := strconv.Itoa(status) + " " + http.StatusText(status)
 		ep.stats.lastError.Store(&msg)
 	}
+}
+
+// routed marks the handlers registered with the mux, so that route can
+// tell them from the mux's own redirects and errors.
+type routed struct{ http.Handler }
+
+// route returns the endpoint that serves req, or nil. The subject cannot
+// tell /tree from /tree/ (PROTOCOL.md section 1 drops empty segments), so
+// where ServeMux would redirect one to the other, or not match it, the
+// other form is served: a redirect would come back on the same subject,
+// and no answer would leave the client waiting for the timeout.
+func (w *Worker) route(req *http.Request) *endpoint {
+	if ep := w.lookup(req); ep != nil {
+		return ep
+	}
+	u := req.URL
+	path, raw := u.Path, u.RawPath
+	switch {
+	case !strings.HasSuffix(path, "/"):
+		u.Path += "/"
+		if raw != "" {
+			u.RawPath += "/"
+		}
+	case len(path) > 1:
+		u.Path, u.RawPath = path[:len(path)-1], strings.TrimSuffix(raw, "/")
+	default:
+		return nil
+	}
+	if ep := w.lookup(req); ep != nil {
+		return ep
+	}
+	u.Path, u.RawPath = path, raw
+	return nil
+}
+
+func (w *Worker) lookup(req *http.Request) *endpoint {
+	h, pattern := w.mux.Handler(req)
+	if _, ok := h.(routed); !ok {
+		return nil
+	}
+	return w.byPattern[pattern]
 }
 
 // run calls the handler through the mux (which fills PathValue) and turns

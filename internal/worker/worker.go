@@ -134,7 +134,7 @@ func (w *Worker) Handle(pattern string, h http.Handler) error {
 	if _, dup := w.byPattern[pattern]; dup {
 		return fmt.Errorf("worker %s: pattern %q registered twice", w.opts.Name, pattern)
 	}
-	if err := register(w.mux, pattern, h); err != nil {
+	if err := register(w.mux, pattern, routed{h}); err != nil {
 		return err
 	}
 	add := func(method string) {
