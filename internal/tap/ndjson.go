@@ -59,18 +59,31 @@ func WriteNDJSON(ctx context.Context, in *Intake, w io.Writer, count int) error 
 		if werr != nil || count > 0 && n >= count {
 			return
 		}
-		if werr = enc.Encode(NewRecord(ex)); werr == nil {
-			// Flushed per line: a reader of the pipe sees each exchange as
-			// it happens, and --count exits with all of them written.
-			werr = bw.Flush()
-		}
+		werr = enc.Encode(NewRecord(ex))
 		n++
-		if werr != nil || count > 0 && n >= count {
+		if werr == nil && count > 0 && n >= count {
+			werr = bw.Flush()
+			cancel()
+		}
+		if werr != nil {
 			cancel()
 		}
 	}
-	if err := in.Run(ctx, emit, nil); err != nil {
+	// Lines are flushed every intake sweep rather than one by one: a reader
+	// of the pipe sees each exchange within a tenth of a second, and a
+	// flood of them costs one write per sweep, not one per line.
+	flush := func(int, uint64) {
+		if werr == nil && bw.Buffered() > 0 {
+			if werr = bw.Flush(); werr != nil {
+				cancel()
+			}
+		}
+	}
+	if err := in.Run(ctx, emit, flush); err != nil {
 		return err
+	}
+	if werr == nil {
+		werr = bw.Flush()
 	}
 	if werr != nil {
 		return fmt.Errorf("writing exchanges: %w", werr)

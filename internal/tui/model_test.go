@@ -199,3 +199,30 @@ func sendAndWait(t *testing.T, tm *teatest.TestModel, msg tea.Msg) {
 		t.Fatal("program did not handle the message")
 	}
 }
+
+// BenchmarkTick is one display tick at 20,000 exchanges a second: a
+// 100 ms batch of 2,000 taken into a full 10,000-row ring, then a render.
+func BenchmarkTick(b *testing.B) {
+	f := tap.NewFeed(tap.DefaultBuffer)
+	m := New(f, Config{Location: time.UTC})
+	next, _ := m.Update(tea.WindowSizeMsg{Width: 160, Height: 50})
+	m = next.(Model)
+	batch := many(2000, 1)
+	for range 5 {
+		for _, ex := range batch {
+			f.Add(ex)
+		}
+		next, _ = m.Update(TickMsg{Time: t0})
+		m = next.(Model)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, ex := range batch {
+			f.Add(ex)
+		}
+		next, _ = m.Update(TickMsg{Time: t0.Add(time.Duration(i) * 100 * time.Millisecond)})
+		m = next.(Model)
+		_ = m.View()
+	}
+}
