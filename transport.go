@@ -33,9 +33,11 @@ var ErrNotRunning = errors.New("metro: worker is not running")
 // Transport is an http.RoundTripper that sends each request over NATS
 // exactly as the gateway would (PROTOCOL.md), so workers call each other
 // with a plain http.Client and no HTTP hop. Where the gateway would answer
-// an error itself (no worker 503, no reply in time 504, bad path 400/414,
-// bad reply 502), the Transport returns that response too, with a problem
-// body; only a cancelled request context is an error.
+// an error itself (no worker 503, no reply within Timeout 504, bad path
+// 400/414, bad reply 502), the Transport returns that response too, with a
+// problem body. Only the end of the request's own context (cancelled, or past its
+// deadline, as with http.Client.Timeout) is an error, as with any
+// http.RoundTripper.
 //
 // A call made with the context of a request being handled carries that
 // request's id and traceparent, and its deadline never outlives the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -691,6 +693,84 @@ func TestTransportErrorResponses(t *testing.T) {
 				t.Errorf("problem request_id %q, X-Request-Id %q", p.RequestID, rid)
 			}
 		})
+	}
+}
+
+// TestTransportConcurrent: calls in flight at once on one Transport each
+// get their own reply.
+func TestTransportConcurrent(t *testing.T) {
+	s := natstest.Run(t)
+	for range 2 { // two members of one queue group
+		w := calleeWorker(s.ClientURL(), "echo")
+		w.HandleFunc("POST /files/{path...}", echoHandler)
+		runCallee(t, w)
+	}
+	client := &http.Client{Transport: &metro.Transport{Conn: natstest.Connect(t, s)}}
+	const callers, calls = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*calls)
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				name := strconv.Itoa(c) + "-" + strconv.Itoa(i)
+				resp, err := client.Post("metro:///files/"+name, "text/plain", strings.NewReader("body "+name))
+				if err != nil {
+					errs <- err
+					return
+				}
+				var e echoed
+				err = json.NewDecoder(resp.Body).Decode(&e)
+				resp.Body.Close()
+				if err != nil || e.PathValue != name || string(e.Body) != "body "+name {
+					errs <- fmt.Errorf("call %s got path %q body %q (%v)", name, e.PathValue, e.Body, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestTransportUnsendable: what NATS itself refuses to carry is answered
+// as the gateway answers it.
+func TestTransportUnsendable(t *testing.T) {
+	s := natstest.RunWith(t, &server.Options{MaxPayload: 4096})
+	w := calleeWorker(s.ClientURL(), "sink")
+	w.HandleFunc("POST /sink", func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	runCallee(t, w)
+	nc := natstest.Connect(t, s)
+	client := &http.Client{Transport: &metro.Transport{Conn: nc}}
+
+	resp, err := client.Post("metro:///sink", "application/octet-stream", bytes.NewReader(make([]byte, 8192)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over max_payload: %s, want 413", resp.Status)
+	}
+	resp, err = client.Post("metro:///sink", "application/octet-stream", bytes.NewReader(make([]byte, 1024)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("body under max_payload: %s, want 200", resp.Status)
+	}
+
+	nc.Close()
+	resp, err = client.Post("metro:///sink", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatalf("closed connection: error %v, want a 503 response", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("closed connection: %s Retry-After %q, want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
 	}
 }
 
