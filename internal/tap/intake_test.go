@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nkeys"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/natstest"
@@ -271,5 +274,78 @@ func TestWriteNDJSON(t *testing.T) {
 		if ts, _ := r["time"].(string); ts == "" {
 			t.Errorf("record %d: no time", i)
 		}
+	}
+}
+
+// TestConnectNKey: tap authenticates with an nkey seed file as the
+// gateway does, and fails clearly without it.
+func TestConnectNKey(t *testing.T) {
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	s := natstest.RunWith(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: pub}}})
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := Target{URL: s.ClientURL(), From: "--server"}
+	nc, err := Connect(Options{NKey: seedFile}, target)
+	if err != nil {
+		t.Fatalf("with the seed: %v", err)
+	}
+	nc.Close()
+	if _, err := Connect(Options{}, target); err == nil {
+		t.Fatal("connected without credentials to a server that requires them")
+	}
+	if _, err := Connect(Options{NKey: filepath.Join(t.TempDir(), "missing.nk")}, target); err == nil {
+		t.Fatal("connected with a missing seed file")
+	}
+}
+
+// TestIntakeNamesWorker: a NATS micro service (what every metro worker
+// registers) announces its endpoints; tap names it as the worker of the
+// requests its routes cover.
+func TestIntakeNamesWorker(t *testing.T) {
+	s := natstest.Run(t)
+	workerConn, client, tapConn := natstest.Connect(t, s), natstest.Connect(t, s), natstest.Connect(t, s)
+	svc, err := micro.AddService(workerConn, micro.Config{Name: "users", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	err = svc.AddEndpoint("get", micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte("{}")) }), micro.WithEndpointSubject("users.*.GET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := Subscribe(tapConn, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	got := make(chan Exchange, 64)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, func(ex Exchange) { got <- ex }, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	// Discovery runs beside intake, so the first requests may be seen
+	// before the announcement is: ask until one is named.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := client.Request("users.1.GET", nil, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ex := <-got
+		if ex.Worker == "users" {
+			break
+		}
+		if ex.Worker != "" || time.Now().After(deadline) {
+			t.Fatalf("worker %q, want users", ex.Worker)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
