@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -91,6 +92,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rid := wire.RequestID(clientID)
 	prefix := t.Prefix
 	if req.URL.Host != "" {
+		if err := checkHost(req.URL.Host); err != nil {
+			return nil, err
+		}
 		prefix = req.URL.Host
 	}
 	path := req.URL.EscapedPath()
@@ -151,6 +155,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rep.Header.Set(wire.ClientRequestID, rid)
 	return response(req, rep.Status, rep.Header, rep.Body), nil
+}
+
+// checkHost refuses a URL host that no gateway could have as its prefix
+// (the rules of config.CheckPrefix): a URL built from untrusted input must
+// not reach system subjects ($...), reply inboxes or wildcards.
+func checkHost(host string) error {
+	for i, tok := range strings.Split(host, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) ||
+			i == 0 && (strings.HasPrefix(tok, "$") || strings.EqualFold(tok, "_INBOX")) {
+			return fmt.Errorf("metro: URL host %q is not a subject prefix", host)
+		}
+	}
+	return nil
 }
 
 func problemResponse(req *http.Request, status int, detail, rid string) *http.Response {

@@ -863,6 +863,38 @@ func TestTransportClientErrors(t *testing.T) {
 	})
 }
 
+// TestTransportHostMustBePrefix: the URL host becomes the subject prefix,
+// so one that could reach system subjects, reply inboxes or wildcards is
+// refused before anything is published.
+func TestTransportHostMustBePrefix(t *testing.T) {
+	s := natstest.Run(t)
+	tr := &metro.Transport{Conn: natstest.Connect(t, s)}
+	for _, host := range []string{"$SRV", "$JS.API", "_INBOX", "_inbox.abc", "api.*", ">", "a..b", ".api", "api.", "a>b"} {
+		t.Run(host, func(t *testing.T) {
+			req := (&http.Request{Method: "GET", URL: &url.URL{Scheme: "metro", Host: host, Path: "/x"}, Header: http.Header{}}).WithContext(t.Context())
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("host %q: got %s, want an error", host, resp.Status)
+			}
+			if !strings.Contains(err.Error(), "prefix") {
+				t.Errorf("error %v does not say why", err)
+			}
+		})
+	}
+	// Hosts a gateway could have are fine (no worker: 503).
+	for _, host := range []string{"api", "acme.api", "v2-api_x"} {
+		resp, err := (&http.Client{Transport: tr}).Get("metro://" + host + "/x")
+		if err != nil {
+			t.Fatalf("host %q: %v", host, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("host %q: %s, want 503", host, resp.Status)
+		}
+	}
+}
+
 func TestWorkerClientNotRunning(t *testing.T) {
 	s := natstest.Run(t)
 	w := calleeWorker(s.ClientURL(), "idle")
