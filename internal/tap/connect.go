@@ -3,6 +3,8 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +38,21 @@ type Target struct {
 	URL    string
 	Prefix string
 	From   string // where URL came from: "--server", "NATS_URL" or the state file's path
+}
+
+// Display is the server URL as shown on screen and in logs: passwords and
+// tokens in it are masked.
+func (t Target) Display() string {
+	parts := strings.Split(t.URL, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, hasPass := u.User.Password(); !hasPass {
+				u.User = url.User("xxxxx") // a bare token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Resolve finds the server: --server, then NATS_URL, then the state file
@@ -82,7 +99,7 @@ func Connect(o Options, t Target) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(t.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.URL, t.From, err)
+		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.Display(), t.From, err)
 	}
 	return nc, nil
 }

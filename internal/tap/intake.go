@@ -147,7 +147,8 @@ func (in *Intake) clientDrops() uint64 {
 	return n
 }
 
-// Run pairs messages until ctx ends, then unsubscribes. emit gets each
+// Run pairs messages until ctx ends (then it returns nil) or the
+// connection is closed for good, then unsubscribes. emit gets each
 // finished exchange; report, if not nil, gets the requests in flight and
 // the drops so far every sweep. Both run on Run's goroutine.
 func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFlight int, drops uint64)) error {
@@ -163,6 +164,8 @@ func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFl
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Naming workers is best effort: if discovery fails, the column
+		// stays empty and tapping goes on.
 		_ = discovery.Watch(ctx, in.nc, in.prefix, workerRefresh, func(s discovery.Service) {
 			select {
 			case services <- s:
@@ -183,8 +186,8 @@ func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFl
 			if ex, ok := p.Observe(m, now); ok {
 				emit(ex)
 			}
-			// Take what else is queued before going back to select: at
-			// high rates this halves the cost per message.
+			// Take what else is queued before going back to select, which
+			// at high rates saves a select per message.
 		drain:
 			for range 256 {
 				select {
@@ -199,6 +202,9 @@ func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFl
 		case s := <-services:
 			p.AddService(s, time.Now())
 		case now := <-tick.C:
+			if in.nc.IsClosed() {
+				return fmt.Errorf("tapping %s: %w", strings.Join(in.subjects, " "), nats.ErrConnectionClosed)
+			}
 			p.Expire(now, emit)
 			p.workers.prune(now)
 			if report != nil {

@@ -50,14 +50,14 @@ func Run(ctx context.Context, ios *iostreams.IOStreams, opts tap.Options) error 
 
 	if opts.JSON || !ios.IsStdoutTTY() {
 		log := slog.New(slog.NewTextHandler(ios.ErrOut, nil))
-		log.Info("tapping", "server", target.URL, "subjects", subjects, "prefix", target.Prefix)
+		log.Info("tapping", "server", target.Display(), "subjects", subjects, "prefix", target.Prefix)
 		return tap.WriteNDJSON(ctx, in, ios.Out, opts.Count)
 	}
 
 	if !ios.ColorEnabled() {
 		lipgloss.SetColorProfile(termenv.Ascii)
 	}
-	title := target.URL + "  " + subjects
+	title := target.Display() + "  " + subjects
 	if target.Prefix != "" {
 		title += "  prefix " + target.Prefix
 	}
