@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -49,7 +50,7 @@ this project (.metro/dev.json).`,
 			}
 			dir, err := os.Getwd()
 			if err != nil {
-				return err
+				return fmt.Errorf("finding the working directory: %w", err)
 			}
 			opts.Dir = dir
 			err = tui.Run(cmd.Context(), io, opts)
