@@ -27,6 +27,7 @@ type inbox struct {
 	mu   sync.Mutex
 	free []*slot
 	all  []*slot
+	next int // the last slot number taken
 }
 
 type slot struct {
@@ -49,7 +50,10 @@ func (ib *inbox) get() (*slot, error) {
 		ib.mu.Unlock()
 		return s, nil
 	}
-	n := len(ib.all)
+	// The slot's number is taken under the lock: two slots on one
+	// subject would each receive the other's replies.
+	ib.next++
+	n := ib.next
 	ib.mu.Unlock()
 	s := &slot{ch: make(chan *nats.Msg, 8), prefix: ib.base + strconv.Itoa(n) + "."}
 	sub, err := ib.nc.ChanSubscribe(s.prefix+"*", s.ch)
