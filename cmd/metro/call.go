@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,7 +31,8 @@ func newCallCmd(io *iostreams.IOStreams) *cobra.Command {
 print the body (with -i, the status line and headers too). Exits 1 on a 5xx
 answer or when no worker answers.
 
-NATS is --server, else $NATS_URL, else the metro dev running in this project.`,
+NATS is --server, else $NATS_URL, else the metro dev running in this project;
+the subject prefix is --prefix, else $METRO_PREFIX, else that metro dev's.`,
 		Example: `  metro call GET /products/42
   metro call POST /orders -d '{"items":[{"product":"apple","quantity":1}]}' -H 'Content-Type: application/json'`,
 		Args: cobra.ExactArgs(2),
@@ -44,8 +47,13 @@ NATS is --server, else $NATS_URL, else the metro dev running in this project.`,
 				return err
 			}
 			defer nc.Close()
+			// As metro tap: --prefix, else $METRO_PREFIX, else the dev's.
 			if !cmd.Flags().Changed("prefix") {
-				o.Prefix = prefix
+				if v, ok := os.LookupEnv("METRO_PREFIX"); ok {
+					o.Prefix = v
+				} else {
+					o.Prefix = prefix
+				}
 			}
 			status, err := call.Do(cmd.Context(), nc, o.Options, io.Out)
 			if errors.Is(err, call.ErrUsage) {
@@ -55,7 +63,7 @@ NATS is --server, else $NATS_URL, else the metro dev running in this project.`,
 				return err
 			}
 			if status >= 500 {
-				return &exitError{code: 1, err: fmt.Errorf("%s %s: status %d", o.Method, o.Path, status)}
+				return &exitError{code: 1, err: fmt.Errorf("%s %s: status %d", strings.ToUpper(o.Method), o.Path, status)}
 			}
 			return nil
 		},
@@ -64,7 +72,7 @@ NATS is --server, else $NATS_URL, else the metro dev running in this project.`,
 	f.StringVarP(&o.Data, "data", "d", "", "request body (@file reads a file, @- stdin)")
 	f.StringArrayVarP(&o.Headers, "header", "H", nil, "request header \"Name: value\" (repeatable)")
 	f.BoolVarP(&o.Include, "include", "i", false, "print the status line and response headers")
-	f.StringVar(&o.Prefix, "prefix", "", "subject prefix (default: the running metro dev's)")
+	f.StringVar(&o.Prefix, "prefix", "", "subject prefix (default: METRO_PREFIX, then the running metro dev's)")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for the reply")
 	f.StringVar(&o.server, "server", "", "NATS server URL")
 	f.StringVar(&o.auth.Creds, "creds", "", "NATS credentials file")
