@@ -179,6 +179,13 @@ func problemResponse(req *http.Request, status int, detail, rid string) *http.Re
 }
 
 func response(req *http.Request, status int, h http.Header, body []byte) *http.Response {
+	rc := io.NopCloser(bytes.NewReader(body))
+	if req.Method == http.MethodHead {
+		// A worker's GET handler answers HEAD with its whole body, as it
+		// would over HTTP, where net/http drops it; so does the Transport,
+		// keeping the length a GET would have.
+		rc = http.NoBody
+	}
 	return &http.Response{
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
 		StatusCode:    status,
@@ -186,7 +193,7 @@ func response(req *http.Request, status int, h http.Header, body []byte) *http.R
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Body:          rc,
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}

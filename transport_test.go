@@ -347,6 +347,32 @@ func TestTransportRedirect(t *testing.T) {
 	}
 }
 
+// TestTransportHead: a HEAD answer has no body, as over HTTP, though the
+// GET handler that serves it writes one.
+func TestTransportHead(t *testing.T) {
+	s := natstest.Run(t)
+	w := calleeWorker(s.ClientURL(), "heads")
+	w.HandleFunc("GET /h", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Method", r.Method)
+		io.WriteString(w, "body!")
+	})
+	runCallee(t, w)
+	client := &http.Client{Transport: &metro.Transport{Conn: natstest.Connect(t, s)}}
+	for _, tt := range []struct{ method, body string }{{"HEAD", ""}, {"GET", "body!"}} {
+		req, _ := http.NewRequestWithContext(t.Context(), tt.method, "metro:///h", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != tt.body || resp.Header.Get("X-Method") != tt.method || resp.ContentLength != 5 {
+			t.Errorf("%s: %s X-Method %q length %d body %q (%v), want 200 %s 5 %q",
+				tt.method, resp.Status, resp.Header.Get("X-Method"), resp.ContentLength, b, err, tt.method, tt.body)
+		}
+	}
+}
+
 // deadlineOf is a handler that reports its context's deadline on ch.
 func deadlineOf(ch chan<- time.Time) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
