@@ -360,7 +360,13 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 			notes = append(notes, fmt.Sprintf("%s: %d of %d replicas announced themselves", name, seen[name], r.spec.replicas))
 		}
 	}
-	svcs, _ := discovery.Collect(ctx, d.nc, d.cfg.Gateway.Prefix, 250*time.Millisecond)
+	announced := map[string]int{}
+	for name := range want {
+		if seen[name] > 0 {
+			announced[name] = seen[name]
+		}
+	}
+	svcs := d.collect(ctx, announced, timeout)
 	if ctx.Err() != nil {
 		return
 	}
@@ -378,6 +384,29 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 	d.ready = true
 	d.mu.Unlock()
 	d.writeState()
+}
+
+// collect asks the services for their routes until every worker of want
+// that announced itself has answered (a busy machine may take longer than
+// one round), or until timeout.
+func (d *session) collect(ctx context.Context, want map[string]int, timeout time.Duration) []discovery.Service {
+	deadline := time.Now().Add(timeout)
+	for {
+		svcs, _ := discovery.Collect(ctx, d.nc, d.cfg.Gateway.Prefix, 250*time.Millisecond)
+		got := map[string]bool{}
+		for _, s := range svcs {
+			got[s.Name] = true
+		}
+		all := true
+		for name := range want {
+			if !got[name] {
+				all = false
+			}
+		}
+		if all || ctx.Err() != nil || time.Now().After(deadline) {
+			return svcs
+		}
+	}
 }
 
 // awaitGateway waits until the gateway's route table holds every route

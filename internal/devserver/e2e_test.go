@@ -39,6 +39,7 @@ type product struct {
 // error, a worker killed with -9, and Ctrl-C. The steps share one session
 // because each Go build costs seconds.
 func TestDevEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := copyProject(t, e2eProject)
 	handler := filepath.Join(dir, e2eHandler)
 	src, err := os.ReadFile(handler)
@@ -249,6 +250,7 @@ func errString(err error) string {
 // SIGTERM are killed after the grace period, or at once on a second
 // SIGINT, and metro dev still exits 0 leaving no process behind.
 func TestDevKillsWorkerIgnoringTERM(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		grace   string
@@ -312,6 +314,7 @@ workers:
 // TestDevReloadsRunWorker: a run: worker with watch globs is replaced,
 // every replica, when a matching file changes, and only then.
 func TestDevReloadsRunWorker(t *testing.T) {
+	t.Parallel()
 	dir := writeProject(t, map[string]string{
 		"metro.yaml": `name: runner
 gateway:
@@ -367,6 +370,7 @@ workers:
 // TestDevCrashLoop: a worker that keeps exiting is restarted with backoff
 // and reported as crash-looping, while the others keep running.
 func TestDevCrashLoop(t *testing.T) {
+	t.Parallel()
 	dir := writeProject(t, map[string]string{
 		"metro.yaml": `name: crashy
 gateway:
@@ -413,6 +417,7 @@ workers:
 // TestDevExternalNATS: with nats.url set, metro dev embeds no server and
 // hands that URL to the workers, with the prefix and the worker's env.
 func TestDevExternalNATS(t *testing.T) {
+	t.Parallel()
 	s := natstest.Run(t)
 	dir := writeProject(t, map[string]string{
 		"metro.yaml": `name: ext

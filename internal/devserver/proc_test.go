@@ -27,6 +27,7 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestProcStop(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		script     string
@@ -76,6 +77,7 @@ func TestProcStop(t *testing.T) {
 // TestProcCrashKillsItsGroup: when a worker dies on its own, what it
 // started dies with it.
 func TestProcCrashKillsItsGroup(t *testing.T) {
+	t.Parallel()
 	var out lockedBuffer
 	c := newConsole(&out, false, []string{"w"})
 	p, err := startProc(c, procSpec{name: "w", argv: []string{"sh", "-c", "sleep 1000 & wait"}, dir: t.TempDir(), env: []string{"X=1"}})

@@ -107,6 +107,7 @@ func addService(t *testing.T, s *server.Server, name string, routes [][2]string)
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	s := natstest.Run(t)
 	catalog := [][2]string{{"GET /products", "products.GET"}, {"HEAD /products", "products.HEAD"}, {"GET /products/{id}", "products.*.GET"}}
 	addService(t, s, "catalog", catalog)

@@ -13,6 +13,7 @@ import (
 // TestWatcher drives a real fsnotify watcher over a temporary tree: each
 // case changes one file and says whether a change notice must follow.
 func TestWatcher(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		globs []string
@@ -109,6 +110,7 @@ func mkdir(t *testing.T, p string) {
 // TestWatcherDebounces: a burst of writes is one notice, dated at the
 // first write.
 func TestWatcherDebounces(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	w, err := newWatcher(watchSet{tree: root})
 	if err != nil {
@@ -120,7 +122,7 @@ func TestWatcherDebounces(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	// A long quiet period: the burst below is far shorter on any machine.
-	wg.Go(func() { w.run(ctx, 2*time.Second, out, func(err error) { t.Error(err) }) })
+	wg.Go(func() { w.run(ctx, time.Second, out, func(err error) { t.Error(err) }) })
 	start := time.Now()
 	for i := range 20 {
 		if err := os.WriteFile(filepath.Join(root, "a.go"), []byte{byte(i)}, 0o644); err != nil {
@@ -134,6 +136,6 @@ func TestWatcherDebounces(t *testing.T) {
 	select {
 	case at := <-out:
 		t.Errorf("a second notice (%v) for one burst", at)
-	case <-time.After(2500 * time.Millisecond):
+	case <-time.After(1500 * time.Millisecond):
 	}
 }
