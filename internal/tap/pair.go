@@ -24,6 +24,13 @@ const maxWait = time.Hour
 // Metro-Deadline, and the machine tap runs on.
 const deadlineGrace = 500 * time.Millisecond
 
+// ErrUnserved explains a timeout on a subject no running service
+// announces. Tap cannot observe "no responders" itself: nats-server sends
+// that answer to the requester alone, and tap's own subscription is
+// interest in the subject, so while tap listens the server has someone to
+// deliver to and the requester waits out its deadline instead.
+var ErrUnserved = errors.New("no running service announces this subject (without tap listening, NATS would have answered no responders)")
+
 // MaxPending bounds the requests awaiting a reply. Past it new requests are
 // not tracked (counted as dropped) rather than letting memory grow with a
 // flood of requests nobody answers.
@@ -189,6 +196,9 @@ func (p *Pairer) Expire(now time.Time, emit func(Exchange)) {
 		delete(p.pending, d.reply)
 		ex.Outcome = Timeout
 		ex.Latency = now.Sub(ex.Time)
+		if p.workers.unserved(ex.Subject) {
+			ex.Error = ErrUnserved.Error()
+		}
 		emit(*ex)
 	}
 }
@@ -217,10 +227,16 @@ type due struct {
 
 type deadlines []due
 
-func (d deadlines) Len() int           { return len(d) }
-func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
-func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
-func (d *deadlines) Push(x any)        { *d = append(*d, x.(due)) }
+func (d deadlines) Len() int { return len(d) }
+func (d deadlines) Less(i, j int) bool {
+	// Ties go by arrival, so requests with one deadline time out in order.
+	if d[i].at.Equal(d[j].at) {
+		return d[i].seq < d[j].seq
+	}
+	return d[i].at.Before(d[j].at)
+}
+func (d deadlines) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)   { *d = append(*d, x.(due)) }
 func (d *deadlines) Pop() any {
 	old := *d
 	x := old[len(old)-1]

@@ -211,12 +211,27 @@ func TestPairerWorkerFromServices(t *testing.T) {
 			t.Errorf("%s: worker %q (paired %v), want %q", tt.subj, ex.Worker, ok, tt.want)
 		}
 	}
+	// A timeout on a subject no service announces says why it is likely.
+	p.Observe(req("other.GET", "_INBOX.t.1", nil, ""), t0)
+	p.Observe(req("users.9.GET", "_INBOX.t.2", nil, ""), t0)
+	var timedOut []Exchange
+	p.Expire(t0.Add(DefaultWait+time.Second), func(ex Exchange) { timedOut = append(timedOut, ex) })
+	if len(timedOut) != 2 || timedOut[0].Error != ErrUnserved.Error() || timedOut[1].Error != "" {
+		t.Errorf("timeouts %+v: want the unserved one explained, the served one not", timedOut)
+	}
 	// Services not heard from for a while no longer name workers.
 	p.workers.prune(t0.Add(serviceTTL + time.Second))
 	p.Observe(req("users.8.GET", "_INBOX.w.x", nil, ""), t0)
 	if ex, _ := p.Observe(req("_INBOX.w.x", "", nil, ""), t0); ex.Worker != "" {
 		t.Errorf("worker %q after its service went quiet", ex.Worker)
 	}
+	// Knowing no services at all, tap does not guess.
+	p.Observe(req("other.GET", "_INBOX.t.3", nil, ""), t0)
+	p.Expire(t0.Add(time.Hour), func(ex Exchange) {
+		if ex.Error != "" {
+			t.Errorf("timeout explained as %q with no services known", ex.Error)
+		}
+	})
 }
 
 func TestPairerBounded(t *testing.T) {

@@ -18,7 +18,14 @@ const workerRefresh = 5 * time.Second
 // request subject, from the routes running services announce.
 type workerIndex struct {
 	services map[string]seenService // by instance id
-	cache    map[string]string      // subject -> worker name, "" unknown
+	cache    map[string]cover       // by subject
+}
+
+// cover is what the index knows of one subject: the one service whose
+// routes match it, or whether any does.
+type cover struct {
+	name string // "" when none or several
+	any  bool
 }
 
 type seenService struct {
@@ -27,7 +34,7 @@ type seenService struct {
 }
 
 func newWorkerIndex() *workerIndex {
-	return &workerIndex{services: map[string]seenService{}, cache: map[string]string{}}
+	return &workerIndex{services: map[string]seenService{}, cache: map[string]cover{}}
 }
 
 func (w *workerIndex) add(s discovery.Service, now time.Time) {
@@ -49,33 +56,41 @@ func (w *workerIndex) prune(now time.Time) {
 
 // lookup names the one service whose routes match subj; when none or
 // several (distinct queue groups each get a copy) do, the worker is unknown.
-func (w *workerIndex) lookup(subj string) string {
+func (w *workerIndex) lookup(subj string) string { return w.cover(subj).name }
+
+// unserved reports whether services are known but none announces subj:
+// then nobody but tap listens to it.
+func (w *workerIndex) unserved(subj string) bool {
+	return len(w.services) > 0 && !w.cover(subj).any
+}
+
+func (w *workerIndex) cover(subj string) cover {
 	if len(w.services) == 0 {
-		return ""
+		return cover{}
 	}
-	if name, ok := w.cache[subj]; ok {
-		return name
+	if c, ok := w.cache[subj]; ok {
+		return c
 	}
-	name := ""
+	var c cover
 services:
 	for _, s := range w.services {
 		for _, r := range s.svc.Routes {
 			if !subject.Matches(r.Subject, subj) {
 				continue
 			}
-			if name != "" && name != s.svc.Name {
-				name = ""
+			if c.any && c.name != s.svc.Name {
+				c.name = ""
 				break services
 			}
-			name = s.svc.Name
+			c.name, c.any = s.svc.Name, true
 		}
 	}
 	// Subjects carry path parameters, so the cache is bounded by wiping it.
 	if len(w.cache) >= 4096 {
 		clear(w.cache)
 	}
-	w.cache[subj] = name
-	return name
+	w.cache[subj] = c
+	return c
 }
 
 // AddService records a service's announcement, so that requests on its
