@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -171,35 +172,55 @@ func TestServerMetrics(t *testing.T) {
 	s, _, _ := runServer(t, ns.ClientURL())
 	base, admin := "http://"+s.Addr().String(), "http://"+s.AdminAddr().String()
 	waitStatus(t, base+"/users/0", 200)
-	for _, p := range []string{"/users/1", "/users/2", "/users/missing", "/nowhere/1", "/nowhere/2"} {
+	before := scrape(t, admin)
+	for _, p := range []string{"/users/1", "/users/2", "/users/missing", "/nowhere/1", "/nowhere/2", "/users/3"} {
 		get(t, base+p)
 	}
-	code, body := get(t, admin+"/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, want := range []string{
-		`metro_gateway_requests_total{code="200",route="GET /users/{id}"} 3`,
-		`metro_gateway_requests_total{code="404",route="GET /users/{id}"} 1`,
-		`metro_gateway_requests_total{code="404",route="(none)"} 2`,
-		`metro_gateway_request_duration_seconds_count{code="200",route="GET /users/{id}"} 3`,
-		`metro_gateway_requests_in_flight 0`,
-		`metro_gateway_nats_connected 1`,
+	after := scrape(t, admin)
+	for series, want := range map[string]float64{
+		`metro_gateway_requests_total{code="200",route="GET /users/{id}"}`:                 3,
+		`metro_gateway_requests_total{code="404",route="GET /users/{id}"}`:                 1,
+		`metro_gateway_requests_total{code="404",route="(none)"}`:                          2,
+		`metro_gateway_request_duration_seconds_count{code="200",route="GET /users/{id}"}`: 3,
 	} {
-		if !strings.Contains(body, want+"\n") {
-			t.Errorf("/metrics lacks %q", want)
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s grew by %v, want %v", series, got, want)
 		}
 	}
+	for series, want := range map[string]float64{
+		"metro_gateway_requests_in_flight": 0,
+		"metro_gateway_nats_connected":     1,
+	} {
+		if got, ok := after[series]; !ok || got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	_, body := get(t, admin+"/metrics")
 	for _, raw := range []string{"/users/1", "/nowhere"} {
 		if strings.Contains(body, raw) {
 			t.Errorf("/metrics holds the raw path %q", raw)
 		}
 	}
-	if t.Failed() {
-		for _, l := range strings.Split(body, "\n") {
-			if strings.HasPrefix(l, "metro_") {
-				t.Log(l)
-			}
-		}
+}
+
+// scrape reads /metrics into series -> value.
+func scrape(t *testing.T, admin string) map[string]float64 {
+	t.Helper()
+	code, body := get(t, admin+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
 	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(body, "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", l, err)
+		}
+		out[l[:i]] = v
+	}
+	return out
 }
