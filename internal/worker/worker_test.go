@@ -1,0 +1,294 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+	"github.com/metropolis-dev/metro/internal/wire"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// run starts w on a connection to ns until the test ends.
+func run(t testing.TB, ns *server.Server, w *Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("worker stopped: %v", err)
+	}
+}
+
+// request builds a request message as the gateway does.
+func request(method, path, query string, body string, deadline time.Time) *nats.Msg {
+	r := wire.Request{
+		Method: method, EscapedPath: path, RawQuery: query, Header: http.Header{"X-Test": {"1"}},
+		RequestID: "rid-1", Deadline: deadline, Body: []byte(body),
+	}
+	subj := strings.ReplaceAll(strings.Trim(path, "/"), "/", ".")
+	if subj != "" {
+		subj += "."
+	}
+	return r.Msg(subj + method)
+}
+
+func handlers() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "user "+r.PathValue("id")+" "+r.URL.Query().Get("q"))
+		},
+		"POST /users": func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("Location", "/users/7")
+			w.Header().Add("X-Multi", "a")
+			w.Header().Add("X-Multi", "b")
+			w.Header().Set("Metro-Status", "299") // handlers cannot forge the status
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			w.Write(b)
+		},
+		"GET /html":  func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html><body>hi</body></html>") },
+		"GET /empty": func(w http.ResponseWriter, r *http.Request) {},
+		"GET /early": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(103)
+			w.WriteHeader(204)
+			w.WriteHeader(500)
+		},
+		"GET /panic": func(w http.ResponseWriter, r *http.Request) { panic("no") },
+		"GET /abort": func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) },
+		"GET /big":   func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 5000)) },
+		"GET /files/{p...}": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "file "+r.PathValue("p"))
+		},
+		"GET /deadline": func(w http.ResponseWriter, r *http.Request) {
+			dl, ok := r.Context().Deadline()
+			if !ok {
+				http.Error(w, "no deadline", 500)
+				return
+			}
+			io.WriteString(w, dl.UTC().Format(time.RFC3339Nano))
+		},
+	}
+}
+
+// TestServeMessage sends request messages straight over NATS, as the
+// gateway would, and reads the replies (PROTOCOL.md sections 2 and 3).
+func TestServeMessage(t *testing.T) {
+	ns := natstest.RunWith(t, &server.Options{MaxPayload: 4096})
+	w := New(Options{Name: "users", URL: ns.ClientURL(), Logger: quiet})
+	for p, h := range handlers() {
+		if err := w.Handle(p, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, ns, w)
+	nc := natstest.Connect(t, ns)
+	soon := time.Now().Add(20 * time.Second)
+	tests := []struct {
+		name   string
+		msg    *nats.Msg
+		status string // Metro-Status; "" when absent (200)
+		header map[string][]string
+		body   string
+		noHdr  []string
+	}{
+		{name: "path value and query", msg: request("GET", "/users/42", "q=x", "", soon), body: "user 42 x"},
+		{name: "status, headers, body", msg: request("POST", "/users", "", `{"n":1}`, soon), status: "201",
+			header: map[string][]string{"Location": {"/users/7"}, "X-Multi": {"a", "b"}, "Content-Type": {"application/json"}},
+			body:   `{"n":1}`},
+		{name: "content type sniffed as net/http does", msg: request("GET", "/html", "", "", soon),
+			header: map[string][]string{"Content-Type": {"text/html; charset=utf-8"}}, body: "<html><body>hi</body></html>"},
+		{name: "nothing written", msg: request("GET", "/empty", "", "", soon), noHdr: []string{"Content-Type"}},
+		{name: "informational status skipped, first final one kept", msg: request("GET", "/early", "", "", soon), status: "204"},
+		{name: "tail", msg: request("GET", "/files/a/b", "", "", soon), body: "file a/b"},
+		{name: "HEAD on a GET route", msg: request("HEAD", "/users/1", "", "", soon)},
+		{name: "deadline from Metro-Deadline", msg: request("GET", "/deadline", "", "", soon),
+			body: time.UnixMilli(soon.UnixMilli()).UTC().Format(time.RFC3339Nano)},
+		{name: "reply over max_payload", msg: request("GET", "/big", "", "", soon), status: "502",
+			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},
+		{name: "panic", msg: request("GET", "/panic", "", "", soon), status: "500",
+			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},
+		{name: "handler aborted", msg: request("GET", "/abort", "", "", soon), status: "500",
+			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},
+		{name: "malformed subject", msg: &nats.Msg{Subject: "users.a%zz.GET"}, status: "400",
+			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := nc.RequestMsg(tc.msg, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get(wire.HeaderStatus); got != tc.status {
+				t.Errorf("Metro-Status %q, want %q", got, tc.status)
+			}
+			for k, v := range tc.header {
+				if !slices.Equal(m.Header.Values(k), v) {
+					t.Errorf("%s = %q, want %q", k, m.Header.Values(k), v)
+				}
+			}
+			for _, k := range tc.noHdr {
+				if v := m.Header.Values(k); v != nil {
+					t.Errorf("%s = %q, want none", k, v)
+				}
+			}
+			if tc.body != "" && string(m.Data) != tc.body {
+				t.Errorf("body %q, want %q", m.Data, tc.body)
+			}
+			if tc.header["Content-Type"] != nil && tc.header["Content-Type"][0] == wire.ProblemContentType {
+				var p wire.Problem
+				if err := json.Unmarshal(m.Data, &p); err != nil || p.Detail == "" || p.Status == 0 {
+					t.Errorf("problem %q: %v", m.Data, err)
+				}
+			}
+		})
+	}
+}
+
+// TestUnansweredMessages: a message that none of the worker's routes
+// matches by method and path is left for another worker, and so is one
+// whose deadline has passed (the gateway has stopped waiting).
+func TestUnansweredMessages(t *testing.T) {
+	ns := natstest.Run(t)
+	w := New(Options{Name: "files", URL: ns.ClientURL(), Logger: quiet})
+	for p, h := range handlers() {
+		if err := w.Handle(p, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, ns, w)
+	nc := natstest.Connect(t, ns)
+	for _, m := range []*nats.Msg{
+		request("POST", "/files/a", "", "", time.Now().Add(10*time.Second)), // files.> is subscribed, GET only
+		request("GET", "/users/1", "", "", time.Now().Add(-time.Second)),
+	} {
+		// Waiting for something not to happen: 300ms is plenty for a
+		// reply that would come at once.
+		_, err := nc.RequestMsg(m, 300*time.Millisecond)
+		if !errors.Is(err, nats.ErrTimeout) {
+			t.Errorf("%s: %v, want no reply", m.Subject, err)
+		}
+	}
+	if _, err := nc.RequestMsg(request("GET", "/files/a", "", "", time.Now().Add(10*time.Second)), 10*time.Second); err != nil {
+		t.Errorf("the worker stopped serving: %v", err)
+	}
+}
+
+// TestDrain: on cancel, a handler in flight finishes and its reply is
+// sent before Run returns; then no one takes requests any more.
+func TestDrain(t *testing.T) {
+	ns := natstest.Run(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	w := New(Options{Name: "slow", URL: ns.ClientURL(), Logger: quiet})
+	w.Handle("GET /slow", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(rw, "finished")
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-w.Ready()
+	nc := natstest.Connect(t, ns)
+	reply := make(chan *nats.Msg, 1)
+	go func() {
+		m, err := nc.RequestMsg(request("GET", "/slow", "", "", time.Now().Add(20*time.Second)), 20*time.Second)
+		if err != nil {
+			t.Errorf("in-flight request: %v", err)
+		}
+		reply <- m
+	}()
+	<-arrived
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.IsReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("still ready while draining")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v with a handler in flight", err)
+	default:
+	}
+	close(release)
+	if m := <-reply; m == nil || string(m.Data) != "finished" {
+		t.Errorf("reply %v", m)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := nc.RequestMsg(request("GET", "/slow", "", "", time.Now().Add(time.Second)), 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("after drain: %v, want no responders", err)
+	}
+}
+
+// TestHealth: the health listener answers /healthz and /readyz.
+func TestHealth(t *testing.T) {
+	ns := natstest.Run(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the worker binds it; a clash would fail Run, not pass the test
+	w := New(Options{Name: "h", URL: ns.ClientURL(), Logger: quiet, HealthAddr: addr})
+	w.Handle("GET /x", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	run(t, ns, w)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+}
+
+// TestHandleRejects: patterns a subject cannot express, duplicates and
+// ServeMux conflicts are errors, not panics.
+func TestHandleRejects(t *testing.T) {
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, tc := range []struct{ first, second string }{
+		{"", "GET users"},
+		{"", "get /users"},
+		{"", "GET example.com/users"},
+		{"GET /users/{id}", "GET /users/{id}"},
+		{"GET /users/{id}", "GET /users/{name}"},
+	} {
+		w := New(Options{Name: "x", Logger: quiet})
+		if tc.first != "" {
+			if err := w.Handle(tc.first, h); err != nil {
+				t.Fatalf("%q: %v", tc.first, err)
+			}
+		}
+		if err := w.Handle(tc.second, h); err == nil {
+			t.Errorf("%q after %q: no error", tc.second, tc.first)
+		}
+	}
+}
