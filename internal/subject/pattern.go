@@ -96,26 +96,6 @@ func ParsePattern(pattern string) (Route, error) {
 	return r, nil
 }
 
-func appendDecoded(dst []byte, seg string) ([]byte, error) {
-	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if c == '%' {
-			if i+2 >= len(seg) {
-				return dst, fail(ErrMalformed, "truncated escape in %q", seg)
-			}
-			hi, ok1 := unhex(seg[i+1])
-			lo, ok2 := unhex(seg[i+2])
-			if !ok1 || !ok2 {
-				return dst, fail(ErrMalformed, "invalid escape %q", seg[i:i+3])
-			}
-			c = hi<<4 | lo
-			i += 2
-		}
-		dst = append(dst, c)
-	}
-	return dst, nil
-}
-
 func validName(s string) bool {
 	if s == "" {
 		return false

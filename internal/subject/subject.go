@@ -153,7 +153,12 @@ func FromPath(prefix, method, escapedPath string) (string, error) {
 }
 
 // appendToken percent-decodes one escaped segment and appends it as a token.
-func appendToken(dst []byte, seg string) ([]byte, error) {
+func appendToken(dst []byte, seg string) ([]byte, error) { return appendSegment(dst, seg, true) }
+
+// appendDecoded percent-decodes one escaped segment and appends its bytes.
+func appendDecoded(dst []byte, seg string) ([]byte, error) { return appendSegment(dst, seg, false) }
+
+func appendSegment(dst []byte, seg string, asToken bool) ([]byte, error) {
 	for i := 0; i < len(seg); i++ {
 		c := seg[i]
 		if c == '%' {
@@ -168,7 +173,11 @@ func appendToken(dst []byte, seg string) ([]byte, error) {
 			c = hi<<4 | lo
 			i += 2
 		}
-		dst = AppendTokenByte(dst, c)
+		if asToken {
+			dst = AppendTokenByte(dst, c)
+		} else {
+			dst = append(dst, c)
+		}
 	}
 	return dst, nil
 }
