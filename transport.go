@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -157,15 +156,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return response(req, rep.Status, rep.Header, rep.Body), nil
 }
 
-// checkHost refuses a URL host that no gateway could have as its prefix
-// (the rules of config.CheckPrefix): a URL built from untrusted input must
-// not reach system subjects ($...), reply inboxes or wildcards.
+// checkHost refuses a URL host that no gateway could have as its prefix:
+// a URL built from untrusted input must not reach system subjects ($...),
+// reply inboxes or wildcards.
 func checkHost(host string) error {
-	for i, tok := range strings.Split(host, ".") {
-		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) ||
-			i == 0 && (strings.HasPrefix(tok, "$") || strings.EqualFold(tok, "_INBOX")) {
-			return fmt.Errorf("metro: URL host %q is not a subject prefix", host)
-		}
+	if err := subject.CheckPrefix(host); err != nil {
+		return fmt.Errorf("metro: URL host is not a subject prefix: %w", err)
 	}
 	return nil
 }

@@ -347,3 +347,27 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// CheckPrefix reports whether p can prefix every subject: dot-separated
+// NATS tokens, none a wildcard, none with white space, not starting with $
+// (system subjects) nor _INBOX (replies). Empty means no prefix.
+func CheckPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	for i, tok := range strings.Split(p, ".") {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%q has an empty token", p)
+		case tok == "*" || tok == ">":
+			return fmt.Errorf("%q contains a wildcard", p)
+		case strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }):
+			return fmt.Errorf("%q contains white space, a control character or a wildcard", p)
+		case i == 0 && strings.HasPrefix(tok, "$"):
+			return fmt.Errorf("%q starts with $, which NATS keeps for system subjects", p)
+		case i == 0 && strings.EqualFold(tok, "_INBOX"):
+			return fmt.Errorf("%q starts with _INBOX, where replies go", p)
+		}
+	}
+	return nil
+}
