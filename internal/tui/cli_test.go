@@ -1,11 +1,17 @@
 package tui
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
 // TestCLIErrors runs the real binary on misuse and on a missing server:
@@ -41,6 +47,61 @@ func TestCLIErrors(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 				t.Errorf("stderr %q, want one line with %q", stderr.String(), tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// TestCLIStops: --timeout and an interrupt each end an NDJSON run
+// cleanly (exit 0), with what was seen written out.
+func TestCLIStops(t *testing.T) {
+	bin := buildMetro(t)
+	s := natstest.Run(t)
+	client := natstest.Connect(t, s)
+	tests := []struct {
+		name      string
+		args      []string
+		interrupt bool
+	}{
+		{"timeout", []string{"--timeout", "500ms"}, false},
+		{"interrupt", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"tap", "--server", s.ClientURL()}, tt.args...)...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), "tapping") {
+					break // subscribed
+				}
+			}
+			// Not a metro subject: tapping everything ignores it, so
+			// nothing but a clean exit is expected on stdout.
+			_ = client.Publish("not-metro", nil)
+			_ = client.Flush()
+			if tt.interrupt {
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+			// The rest of stderr is read to its end before Wait closes it.
+			if _, err := io.Copy(io.Discard, stderr); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("metro tap: %v", err)
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("stdout %q, want nothing", stdout.String())
