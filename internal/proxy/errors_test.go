@@ -77,6 +77,8 @@ func TestErrorTable(t *testing.T) {
 		{name: "known path, other method, root of tail", method: "PUT", target: "/upload", status: 405, allow: "POST"},
 		{name: "body over max with Content-Length", method: "POST", target: "/upload",
 			headers: "Content-Length: 2048\r\n", body: big, status: 413},
+		{name: "body over max, client waiting for 100-continue", method: "POST", target: "/upload",
+			headers: "Expect: 100-continue\r\nContent-Length: 2048\r\n", status: 413},
 		{name: "chunked body over max", method: "POST", target: "/upload",
 			headers: "Transfer-Encoding: chunked\r\n", body: chunked(big), status: 413},
 		{name: "chunked body within max", method: "POST", target: "/upload",

@@ -251,6 +251,8 @@ type spy struct {
 	e  *env
 	nc *nats.Conn
 	ch chan *nats.Msg
+	// subject is where the last message found by published went.
+	subject string
 }
 
 func (e *env) spy() *spy {
@@ -286,7 +288,7 @@ func (s *spy) published(rid string) bool {
 				return found
 			}
 			if wire.Get(m.Header, wire.HeaderRequestID) == rid {
-				found = true
+				found, s.subject = true, m.Subject
 			}
 		case <-timeout:
 			s.e.t.Fatal("spy: marker never arrived")

@@ -1,18 +1,21 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -222,6 +225,52 @@ func TestTrailingSlash(t *testing.T) {
 		resp, body := e.do(tc.method, tc.path, "", nil)
 		if resp.StatusCode != 200 || body != tc.want {
 			t.Errorf("%s %s: %d %q, want %q", tc.method, tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+}
+
+// TestPrefix: with a subject prefix, requests travel under it, a worker
+// under another prefix is not routed, and a path may start with _INBOX
+// (its subject cannot reach the inboxes then).
+func TestPrefix(t *testing.T) {
+	e := newEnv(t, proxy.Config{Prefix: "api"})
+	spy := e.spy()
+	e.worker("users", map[string]http.HandlerFunc{
+		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "user ", r.PathValue("id")) },
+		"GET /_INBOX/{x}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "inbox ", r.PathValue("x")) },
+	})
+	stray := metro.NewWorker("stray", metro.WithNATSURL(e.ns.ClientURL()), metro.WithPrefix("web"), metro.WithLogger(quiet))
+	stray.HandleFunc("GET /stray", func(w http.ResponseWriter, r *http.Request) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stray.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-stray.Ready()
+
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/users/1", 200, "user 1"},
+		{"/_INBOX/x", 200, "inbox x"},
+		{"/stray", 404, ""},
+	} {
+		resp, body := e.do("GET", tc.path, "", map[string]string{"X-Request-Id": "prefix" + strings.ReplaceAll(tc.path, "/", "-")})
+		if tc.status != 200 {
+			checkProblem(t, resp, body, tc.status)
+			continue
+		}
+		if resp.StatusCode != tc.status || body != tc.body {
+			t.Errorf("%s: %d %q", tc.path, resp.StatusCode, body)
+		}
+	}
+	if !spy.published("prefix-users-1") || spy.subject != "api.users.1.GET" {
+		t.Errorf("the request was not published on api.users.1.GET (subject %q)", spy.subject)
+	}
+	for _, r := range e.gw.Routes() {
+		if strings.Contains(r, "stray") {
+			t.Errorf("route %q of a worker under another prefix", r)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
+// TestSmoke is the request path end to end in its simplest form: a
+// routed request, an unknown route and a known path with another method.
 func TestSmoke(t *testing.T) {
 	e := newEnv(t, proxy.Config{})
 	e.worker("users", map[string]http.HandlerFunc{
@@ -20,7 +22,10 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 	resp, body = e.do("GET", "/nope", "", nil)
-	t.Logf("%d %s %v", resp.StatusCode, body, resp.Header)
+	checkProblem(t, resp, body, http.StatusNotFound)
 	resp, body = e.do("POST", "/users/1", "", nil)
-	t.Logf("%d %s %v", resp.StatusCode, body, resp.Header)
+	checkProblem(t, resp, body, http.StatusMethodNotAllowed)
+	if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("Allow %q", got)
+	}
 }
