@@ -202,6 +202,8 @@ func (m *Model) rate() float64 {
 	return float64(last.total-first.total) / d
 }
 
+// statsLine is the totals, as many as fit: PAUSED and drops first, so a
+// narrow terminal still shows them.
 func (m *Model) statsLine() string {
 	st := m.stats
 	errRate := 0.0
@@ -212,12 +214,34 @@ func (m *Model) statsLine() string {
 	if st.Failed > 0 {
 		errs = errorStyle.Render(errs)
 	}
-	s := fmt.Sprintf("%d exchanges  %.1f/s  %s  p50 %s  p99 %s  in flight %d  dropped %d",
-		st.Total, m.rate(), errs, formatDuration(st.P50), formatDuration(st.P99), st.InFlight, st.Dropped)
+	var parts []string
 	if m.paused {
-		s += "  " + pausedStyle.Render("PAUSED")
+		parts = append(parts, pausedStyle.Render("PAUSED"))
 	}
-	return s
+	dropped := fmt.Sprintf("dropped %d", st.Dropped)
+	parts = append(parts, fmt.Sprintf("%d exchanges", st.Total), fmt.Sprintf("%.1f/s", m.rate()), errs)
+	if st.Dropped > 0 {
+		// Losing rows is worth more room than the percentiles.
+		parts = append(parts, errorStyle.Render(dropped))
+	}
+	parts = append(parts, "p50 "+formatDuration(st.P50), "p99 "+formatDuration(st.P99), fmt.Sprintf("in flight %d", st.InFlight))
+	if st.Dropped == 0 {
+		parts = append(parts, dropped)
+	}
+	line, w := "", 0
+	for i, p := range parts {
+		pw := lipgloss.Width(p)
+		if i > 0 && w+2+pw > m.width {
+			break
+		}
+		if i > 0 {
+			line += "  "
+			w += 2
+		}
+		line += p
+		w += pw
+	}
+	return line
 }
 
 func (m *Model) footer() string {
