@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -337,4 +340,45 @@ func TestNotConnected(t *testing.T) {
 	if e.gw.Ready() {
 		t.Error("gateway ready while disconnected")
 	}
+}
+
+// TestReconnect: while NATS is down the gateway answers 503 at once and is
+// not ready; once a server is back on the same address, gateway and
+// worker reconnect and the route answers again.
+func TestReconnect(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	stop := e.worker("users", map[string]http.HandlerFunc{
+		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.PathValue("id")) },
+	}, metro.WithNATSOptions(nats.ReconnectWait(50*time.Millisecond)))
+	port := e.ns.Addr().(*net.TCPAddr).Port
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resp, body := e.do("GET", "/users/1", "", nil)
+	checkProblem(t, resp, body, http.StatusServiceUnavailable)
+	if e.gw.Ready() {
+		t.Error("ready while disconnected")
+	}
+	natstest.RunWith(t, &server.Options{Port: port})
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, body = e.do("GET", "/users/1", "", nil)
+		if resp.StatusCode == 200 && body == "1" {
+			break
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after the server came back: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !e.gw.Ready() {
+		t.Error("not ready after reconnecting")
+	}
+	stop() // while the new server runs: cleanups would stop it first
 }
