@@ -259,7 +259,14 @@ func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error 
 	// Leave discovery first, so nothing new is told about this instance.
 	unsubscribe(svcSubs)
 	deadline := time.Now().Add(w.opts.DrainTimeout)
+	// Cut off from the server, nothing more can arrive and no reply can
+	// leave; draining would only wait for nats.go's flush timeouts.
+	connected := nc.IsConnected()
 	for _, s := range subs {
+		if !connected {
+			_ = s.Unsubscribe()
+			continue
+		}
 		// Drain sends UNSUB, then delivers what the server had already
 		// sent before it took effect: those messages are served, not lost.
 		if err := s.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -277,6 +284,10 @@ func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error 
 	case <-done:
 	case <-time.After(time.Until(deadline)):
 		return fmt.Errorf("worker %s: handlers still running after %s", w.opts.Name, w.opts.DrainTimeout)
+	}
+	if !connected {
+		w.log.Warn("worker stopped while disconnected from NATS")
+		return nil
 	}
 	if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("flushing replies: %w", err)

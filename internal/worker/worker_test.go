@@ -292,3 +292,33 @@ func TestHandleRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestStopWhileDisconnected: a worker stopped while its NATS server is
+// gone returns at once, without error, instead of waiting out nats.go's
+// flush timeouts.
+func TestStopWhileDisconnected(t *testing.T) {
+	ns := natstest.Run(t)
+	w := New(Options{Name: "lonely", URL: ns.ClientURL(), Logger: quiet})
+	w.Handle("GET /x", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-w.Ready()
+	ns.Shutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.IsReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("still ready without a server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	// nats.go's flush timeouts are 10s each; anything near that is the bug.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopping took %v", d)
+	}
+}
