@@ -45,7 +45,7 @@ func goBuild(ctx context.Context, worker, dir, pkg, out string) error {
 	cmd.Dir = dir
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error {
 		killGroup(cmd.Process, syscall.SIGKILL)
 		return nil

@@ -1,7 +1,6 @@
 package devserver
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -141,6 +140,3 @@ func (p *proc) exitStatus() string {
 	}
 	return p.state.String() // "exit status 2", "signal: killed"
 }
-
-// errProcExited is returned when a process ends before it was ready.
-var errProcExited = errors.New("process exited")
