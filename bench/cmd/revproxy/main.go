@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +73,21 @@ func newProxy(target *url.URL, idle int) *httputil.ReverseProxy {
 			r.SetXForwarded()
 		},
 		Transport: tr,
-		ErrorLog:  slog.NewLogLogger(slog.Default().Handler(), slog.LevelError),
+		// Without a pool ReverseProxy allocates a 32 KiB copy buffer per
+		// request; a production proxy pools them, so the baseline does too.
+		BufferPool: &bufferPool{},
+		ErrorLog:   slog.NewLogLogger(slog.Default().Handler(), slog.LevelError),
 	}
 }
+
+// bufferPool is an httputil.BufferPool over sync.Pool.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -36,7 +36,7 @@ func TestWorkerAnswersHello(t *testing.T) {
 	var runErr error
 	go func() {
 		defer close(done)
-		runErr = run(ctx, ready)
+		runErr = run(ctx, ready, "127.0.0.1:0")
 	}()
 	t.Cleanup(func() {
 		cancel()
