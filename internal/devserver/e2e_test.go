@@ -450,3 +450,44 @@ workers:
 		t.Errorf("exit code %d, want 0", code)
 	}
 }
+
+// TestDevStartsWithBrokenBuild: a worker that does not build at start is
+// reported, the others serve, and saving a fix starts it.
+func TestDevStartsWithBrokenBuild(t *testing.T) {
+	t.Parallel()
+	dir := copyProject(t, e2eProject)
+	handler := filepath.Join(dir, e2eHandler)
+	src, err := os.ReadFile(handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(src), `"Apple"`, `"Apple" +`, 1)
+	if err := os.WriteFile(handler, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s", "DEVSERVER_TEST_NATS_PORT=0",
+		"METRO_LISTEN=127.0.0.1:0", "METRO_ADMIN=127.0.0.1:0")
+	st := d.state(t, 3*time.Minute)
+	d.waitOutput(t, "! catalog: build failed; fix it and save to retry", time.Second)
+	client := &http.Client{Timeout: 10 * time.Second}
+	if code, b, err := get(t.Context(), client, st.GatewayURL+"/orders"); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /orders: %d %q %v", code, b, err)
+	}
+	if len(st.Workers["catalog"]) != 0 {
+		t.Errorf("catalog pids %v, want none", st.Workers["catalog"])
+	}
+	if err := os.WriteFile(handler, []byte(strings.Replace(string(src), `"Apple"`, `"Apple fixed"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(t, "started catalog in ", 2*time.Minute)
+	waitFor(t, "the catalog to answer", 30*time.Second, func() bool {
+		code, b, err := get(t.Context(), client, st.GatewayURL+e2ePath)
+		return err == nil && code == http.StatusOK && strings.Contains(b, "Apple fixed")
+	})
+	if n := len(d.state(t, time.Second).Workers["catalog"]); n != 2 {
+		t.Errorf("%d catalog pids, want 2", n)
+	}
+	if code := d.interrupt(t, 60*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
