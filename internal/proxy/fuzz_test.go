@@ -17,15 +17,17 @@ import (
 )
 
 // gatewayStatuses are the answers PROTOCOL.md allows the gateway, plus 200
-// from the test's worker.
-var gatewayStatuses = map[int]bool{200: true, 400: true, 404: true, 405: true, 413: true, 414: true, 502: true, 503: true, 504: true}
+// from the test's worker. 503 and 504 are left out on purpose: the worker
+// runs and answers at once, so either would mean that the gateway routed a
+// request its worker does not take (route table and ServeMux disagreeing).
+var gatewayStatuses = map[int]bool{200: true, 400: true, 404: true, 405: true, 413: true, 414: true}
 
 // FuzzGateway gives ServeHTTP arbitrary methods, targets, a header and a
 // body, as net/http would deliver them: the gateway must not panic, must
 // answer one of the documented statuses, and its own answers must be
 // problem JSON carrying the request id it answered with.
 func FuzzGateway(f *testing.F) {
-	e := newEnv(f, proxy.Config{MaxBody: 2048, Timeout: 10 * time.Second})
+	e := newEnv(f, proxy.Config{MaxBody: 2048, Timeout: 5 * time.Second})
 	echo := func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprint(w, len(b))
@@ -54,6 +56,12 @@ func FuzzGateway(f *testing.F) {
 		{"GET", "/a/%00", "X-A", "\t", nil, false},
 		{"OPTIONS", "*", "", "", nil, false},
 		{"GET", "//a//1//", "", "", nil, false},
+		{"GET", "/h", "", "", nil, false},
+		{"HEAD", "/h/", "", "", nil, false},
+		{"PATCH", "/g", "", "", nil, false},
+		{"GET", "/g/x/", "", "", nil, false},
+		{"POST", "/x/%2F/z/", "", "", nil, false},
+		{"HEAD", "/a/1/b", "", "", nil, false},
 		{"GET", "/a/" + string(bytes.Repeat([]byte("%21"), 1400)), "", "", nil, false},
 	} {
 		f.Add(s.method, s.target, s.hname, s.hval, s.body, s.chunked)

@@ -41,6 +41,7 @@ func TestOverlappingRoutesInOneWorker(t *testing.T) {
 		{"GET", "/files/docs/meta", "meta docs"},
 		{"POST", "/files/docs/meta", "post docs/meta"},
 		{"HEAD", "/files/special", ""},
+		{"HEAD", "/files/a/b.txt", ""},
 	}
 	for range 15 {
 		for _, tc := range tests {
@@ -209,6 +210,8 @@ func TestTrailingSlash(t *testing.T) {
 		"GET /a/{x}":        func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "a ", r.PathValue("x")) },
 		"POST /b/{rest...}": func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "b %q", r.PathValue("rest")) },
 		"GET /tree/":        func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "tree ", r.URL.Path) },
+		"GET /{$}":          func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "root") },
+		"GET /exact/{$}":    func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "exact ", r.URL.Path) },
 	})
 	tests := []struct{ method, path, want string }{
 		{"GET", "/a/1", "a 1"},
@@ -220,6 +223,10 @@ func TestTrailingSlash(t *testing.T) {
 		{"GET", "/tree", "tree /tree/"},
 		{"GET", "/tree/", "tree /tree/"},
 		{"GET", "/tree/leaf", "tree /tree/leaf"},
+		{"GET", "/", "root"},
+		{"GET", "//", "root"},
+		{"GET", "/exact", "exact /exact/"},
+		{"GET", "/exact/", "exact /exact/"},
 	}
 	for _, tc := range tests {
 		resp, body := e.do(tc.method, tc.path, "", nil)
