@@ -27,18 +27,20 @@ func BenchmarkPairAndBuffer(b *testing.B) {
 	}
 	p := NewPairer("", true)
 	feed := NewFeed(DefaultBuffer)
-	var batch []Exchange
+	var batch Batch
 	now := time.Now()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		j := i % n
-		p.Observe(reqs[j], now)
+		if ex, ok := p.Observe(reqs[j], now); ok {
+			feed.Add(ex)
+		}
 		if ex, ok := p.Observe(reps[j], now); ok {
 			feed.Add(ex)
 		}
-		if j == n-1 {
-			batch, _ = feed.Take(batch[:0])
+		if j%1024 == 1023 {
+			feed.Take(&batch)
 		}
 	}
 	b.ReportMetric(float64(2*b.N)/b.Elapsed().Seconds(), "msgs/s")
@@ -61,7 +63,7 @@ func BenchmarkIntakeLive(b *testing.B) {
 	go func() { done <- in.Run(ctx, feed.Add, feed.SetIntake) }()
 	body := []byte(`{"id":1}`)
 	const window = 4096
-	var batch []Exchange
+	var batch Batch
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		reply := "_INBOX.live." + strconv.Itoa(i)
@@ -71,7 +73,7 @@ func BenchmarkIntakeLive(b *testing.B) {
 			_ = pub.Flush()
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				batch, _ = feed.Take(batch[:0])
+				feed.Take(&batch)
 				st := feed.Stats()
 				if st.Total+st.Dropped >= uint64(i+1) {
 					break

@@ -10,18 +10,24 @@ import (
 	"time"
 )
 
-// Outcome says how an exchange ended.
+// Outcome says how an exchange ended, or that it has not yet.
 type Outcome uint8
 
 const (
+	// Pending: the request awaits its reply. Intake hands on a pending copy
+	// when it sees a request, and the finished exchange (same Seq) later.
+	Pending Outcome = iota
 	// OK: a reply arrived (whatever its status).
-	OK Outcome = iota + 1
+	OK
 	// Timeout: no reply before the request's deadline.
 	Timeout
 	// NoResponders: NATS said no one was subscribed to the request.
 	NoResponders
 	// Published: a message without a reply subject; nothing to wait for.
 	Published
+	// Lost: how it ended was dropped before it reached the display (set by
+	// the display, never by intake).
+	Lost
 )
 
 func (o Outcome) String() string {
@@ -34,6 +40,8 @@ func (o Outcome) String() string {
 		return "no_responders"
 	case Published:
 		return "published"
+	case Lost:
+		return "lost"
 	}
 	return "pending"
 }
@@ -62,10 +70,11 @@ const MaxBody = 8 << 10
 
 // Exchange is one request and its reply, or a request that got none.
 type Exchange struct {
-	Seq     uint64    // order of arrival at tap, from 1
-	Time    time.Time // when tap saw the request
-	Subject string
-	Reply   string // the reply subject, "" for a plain publish
+	Seq      uint64    // order of arrival at tap, from 1
+	Time     time.Time // when tap saw the request
+	Deadline time.Time // when tap stops waiting for the reply
+	Subject  string
+	Reply    string // the reply subject, "" for a plain publish
 
 	// Method and Path are decoded from the subject (PROTOCOL.md section 1),
 	// or read from Metro-Method and Metro-Path when the subject is not a

@@ -169,7 +169,13 @@ func TestIntakeLive(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan Exchange, 16)
 	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx, func(ex Exchange) { got <- ex }, nil) }()
+	go func() {
+		done <- in.Run(ctx, func(ex Exchange) {
+			if ex.Outcome != Pending {
+				got <- ex
+			}
+		}, nil)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -341,7 +347,13 @@ func TestIntakeNamesWorker(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan Exchange, 64)
 	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx, func(ex Exchange) { got <- ex }, nil) }()
+	go func() {
+		done <- in.Run(ctx, func(ex Exchange) {
+			if ex.Outcome != Pending {
+				got <- ex
+			}
+		}, nil)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done

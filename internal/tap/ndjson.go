@@ -56,8 +56,8 @@ func WriteNDJSON(ctx context.Context, in *Intake, w io.Writer, count int) error 
 	n := 0
 	var werr error
 	emit := func(ex Exchange) {
-		if werr != nil || count > 0 && n >= count {
-			return
+		if ex.Outcome == Pending || werr != nil || count > 0 && n >= count {
+			return // a line is written when the exchange is over
 		}
 		werr = enc.Encode(NewRecord(ex))
 		n++

@@ -73,9 +73,9 @@ func (p *Pairer) Pending() int { return len(p.pending) }
 // Dropped is how many requests were not tracked because MaxPending were.
 func (p *Pairer) Dropped() uint64 { return p.dropped }
 
-// Observe takes one message seen at now. It returns a finished exchange
-// when m completes one: a reply to a pending request, or a publish that
-// expects none.
+// Observe takes one message seen at now. It returns an exchange when m
+// starts or completes one: a request awaiting its reply (Pending), the
+// reply to one (the same Seq, finished), or a publish that expects none.
 func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 	// A reply is recognised by its subject being a pending reply subject,
 	// which also pairs replies to inboxes outside _INBOX when they are tapped.
@@ -116,10 +116,11 @@ func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 	if limit := now.Add(maxWait); deadline.After(limit) {
 		deadline = limit
 	}
+	ex.Deadline = deadline.Add(deadlineGrace)
 	p.pending[m.Reply] = ex
 	p.compact()
-	heap.Push(&p.due, due{at: deadline.Add(deadlineGrace), reply: m.Reply, seq: ex.Seq})
-	return Exchange{}, false
+	heap.Push(&p.due, due{at: ex.Deadline, reply: m.Reply, seq: ex.Seq})
+	return *ex, true
 }
 
 // compact drops the heap entries of answered requests once they outnumber

@@ -160,7 +160,7 @@ func TestPairing(t *testing.T) {
 					p.Expire(now, func(ex Exchange) { got = append(got, ex) })
 					continue
 				}
-				if ex, ok := p.Observe(s.msg, now); ok {
+				if ex, ok := p.Observe(s.msg, now); ok && ex.Outcome != Pending {
 					got = append(got, ex)
 				}
 			}
@@ -205,7 +205,9 @@ func TestPairerWorkerFromServices(t *testing.T) {
 	}
 	for i, tt := range tests {
 		reply := "_INBOX.w." + strconv.Itoa(i)
-		p.Observe(req(tt.subj, reply, nil, ""), t0)
+		if start, _ := p.Observe(req(tt.subj, reply, nil, ""), t0); start.Outcome != Pending || start.Worker != tt.want {
+			t.Errorf("%s: start %v worker %q", tt.subj, start.Outcome, start.Worker)
+		}
 		ex, ok := p.Observe(req(reply, "", nil, ""), t0)
 		if !ok || ex.Worker != tt.want {
 			t.Errorf("%s: worker %q (paired %v), want %q", tt.subj, ex.Worker, ok, tt.want)
@@ -284,12 +286,25 @@ func FuzzObserve(f *testing.F) {
 				}
 			}
 			p.Expire(t0.Add(maxWait+time.Minute), func(ex Exchange) { got = append(got, ex) })
-			seen := map[uint64]bool{}
+			// Every exchange ends once, after starting at most once.
+			started, ended := map[uint64]bool{}, map[uint64]bool{}
 			for _, ex := range got {
-				if ex.Seq == 0 || seen[ex.Seq] || ex.Outcome == 0 || ex.Subject != subj && ex.Subject != reply {
+				if ex.Seq == 0 || ended[ex.Seq] || ex.Subject != subj && ex.Subject != reply {
 					t.Fatalf("exchange %+v from messages on %q and %q", ex, subj, reply)
 				}
-				seen[ex.Seq] = true
+				if ex.Outcome == Pending {
+					if started[ex.Seq] {
+						t.Fatalf("exchange %d started twice", ex.Seq)
+					}
+					started[ex.Seq] = true
+					continue
+				}
+				ended[ex.Seq] = true
+			}
+			for seq := range started {
+				if !ended[seq] {
+					t.Fatalf("exchange %d started and never ended", seq)
+				}
 			}
 			if p.Pending() != 0 {
 				t.Fatalf("%d requests pending after their deadline", p.Pending())

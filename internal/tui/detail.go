@@ -35,7 +35,13 @@ func renderDetail(ex *tap.Exchange, width int, loc *time.Location) string {
 	if ex.Status != 0 {
 		kv("status", fmt.Sprint(ex.Status))
 	}
-	if ex.Outcome != tap.Published {
+	switch ex.Outcome {
+	case tap.Published, tap.Lost:
+	case tap.Pending:
+		if !ex.Deadline.IsZero() {
+			kv("waits until", ex.Deadline.In(loc).Format("15:04:05.000"))
+		}
+	default:
 		kv("latency", formatDuration(ex.Latency))
 	}
 	kv("worker", ex.Worker)

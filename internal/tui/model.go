@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,8 @@ const DefaultTick = 100 * time.Millisecond
 
 // Source is where exchanges come from; *tap.Feed is one.
 type Source interface {
-	// Take appends the exchanges waiting since the last take to dst.
-	Take(dst []tap.Exchange) ([]tap.Exchange, tap.Stats)
+	// Take fills b with what arrived since the last take.
+	Take(b *tap.Batch)
 	// Stats returns the totals without taking exchanges (while paused).
 	Stats() tap.Stats
 }
@@ -49,10 +50,11 @@ type Model struct {
 	width, height int
 
 	rows    rowRing
-	visible []uint64 // ring positions of the rows that pass the filter
-	cursor  int      // index into visible
-	top     int      // first index of visible on screen
-	follow  bool     // keep the cursor on the newest row
+	open    map[uint64]uint64 // Seq -> ring position of rows still pending
+	visible []uint64          // ring positions of the rows that pass the filter
+	cursor  int               // index into visible
+	top     int               // first index of visible on screen
+	follow  bool              // keep the cursor on the newest row
 
 	paused    bool
 	filter    string // applied, lower case
@@ -69,7 +71,7 @@ type Model struct {
 	stats   tap.Stats
 	samples []sample // recent totals, for the rate
 	now     time.Time
-	batch   []tap.Exchange // reused between takes
+	batch   *tap.Batch // reused between takes
 }
 
 type sample struct {
@@ -96,6 +98,8 @@ func New(src Source, cfg Config) Model {
 		width:  80,
 		height: 24,
 		rows:   newRowRing(cfg.Buffer),
+		open:   map[uint64]uint64{},
+		batch:  &tap.Batch{},
 		follow: true,
 		input:  in,
 		keys:   newKeyMap(),
@@ -137,9 +141,11 @@ func (m *Model) take(now time.Time) {
 	if m.paused {
 		m.stats = m.src.Stats()
 	} else {
-		m.batch, m.stats = m.src.Take(m.batch[:0])
-		m.add(m.batch)
-		clear(m.batch) // drop references to bodies until the next take
+		m.src.Take(m.batch)
+		m.stats = m.batch.Stats
+		m.add(m.batch.Exchanges)
+		m.lose(m.batch.Lost)
+		clear(m.batch.Exchanges) // drop references to bodies until the next take
 	}
 	m.samples = append(m.samples, sample{at: now, total: m.stats.Total})
 	// The rate is over about the last second, whatever the tick.
@@ -148,15 +154,35 @@ func (m *Model) take(now time.Time) {
 	}
 }
 
-// add appends new exchanges to the ring, keeping visible, the cursor and
-// the scroll position on the same rows as rows are evicted.
+// add takes a batch: a started exchange becomes a new row, a finished one
+// replaces its pending row (or is a new row when its start never made it
+// here). visible, the cursor and the scroll position stay on the same rows
+// as the ring evicts old ones.
 func (m *Model) add(batch []tap.Exchange) {
 	if len(batch) == 0 {
 		return
 	}
 	first := m.rows.end()
 	for i := range batch {
-		m.rows.push(batch[i])
+		ex := &batch[i]
+		if ex.Outcome != tap.Pending {
+			if pos, ok := m.open[ex.Seq]; ok {
+				delete(m.open, ex.Seq)
+				if pos >= m.rows.base {
+					m.replace(pos, *ex, first)
+					continue
+				}
+			}
+		}
+		if m.rows.full() {
+			if old := m.rows.at(m.rows.base); old.Outcome == tap.Pending {
+				delete(m.open, old.Seq)
+			}
+		}
+		if ex.Outcome == tap.Pending {
+			m.open[ex.Seq] = m.rows.end()
+		}
+		m.rows.push(*ex)
 	}
 	if first < m.rows.base {
 		first = m.rows.base // evicted by the same batch
@@ -168,6 +194,46 @@ func (m *Model) add(batch []tap.Exchange) {
 		}
 	}
 	m.scroll()
+}
+
+// lose marks pending rows whose end was dropped before it got here.
+func (m *Model) lose(seqs []uint64) {
+	for _, seq := range seqs {
+		pos, ok := m.open[seq]
+		if !ok {
+			continue
+		}
+		delete(m.open, seq)
+		if pos >= m.rows.base {
+			ex := *m.rows.at(pos)
+			ex.Outcome = tap.Lost
+			m.replace(pos, ex, m.rows.end())
+		}
+	}
+	m.scroll()
+}
+
+// replace puts ex in the row at pos. Rows below fresh are in visible
+// already if they matched, so a change of match adds or removes them
+// there; rows from fresh on are filtered by the caller.
+func (m *Model) replace(pos uint64, ex tap.Exchange, fresh uint64) {
+	*m.rows.at(pos) = ex
+	if pos >= fresh {
+		return
+	}
+	i, shown := slices.BinarySearch(m.visible, pos)
+	switch now := m.match(&ex); {
+	case now && !shown:
+		m.visible = slices.Insert(m.visible, i, pos)
+		if i <= m.cursor && !m.follow {
+			m.cursor++ // stay on the same row
+		}
+	case !now && shown:
+		m.visible = slices.Delete(m.visible, i, i+1)
+		if i < m.cursor {
+			m.cursor--
+		}
+	}
 }
 
 // trim forgets visible rows the ring has evicted.
@@ -332,6 +398,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.paused = !m.paused
 	case key.Matches(msg, m.keys.Clear):
 		m.rows.clear()
+		clear(m.open)
 		m.visible = m.visible[:0]
 		m.cursor, m.top, m.follow = 0, 0, true
 	case key.Matches(msg, m.keys.Help):
@@ -391,6 +458,8 @@ type rowRing struct {
 func newRowRing(size int) rowRing { return rowRing{buf: make([]tap.Exchange, size)} }
 
 func (r *rowRing) end() uint64 { return r.base + uint64(r.n) }
+
+func (r *rowRing) full() bool { return r.n == len(r.buf) }
 
 func (r *rowRing) push(ex tap.Exchange) {
 	r.buf[r.end()%uint64(len(r.buf))] = ex

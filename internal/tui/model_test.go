@@ -3,6 +3,7 @@ package tui
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,20 @@ func many(n, from int) []tap.Exchange {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// started is exchange seq as intake first hands it on: pending.
+func started(seq int, path string) tap.Exchange {
+	return tap.Exchange{Seq: uint64(seq), Time: t0.Add(time.Duration(seq) * 10 * time.Millisecond),
+		Deadline: t0.Add(30 * time.Second), Method: "GET", Path: path, Subject: strings.ReplaceAll(path[1:], "/", ".") + ".GET",
+		Outcome: tap.Pending, Worker: "shop"}
+}
+
+// ended is started(seq, path) finished with outcome and status.
+func ended(seq int, path string, o tap.Outcome, status int, lat time.Duration) tap.Exchange {
+	ex := started(seq, path)
+	ex.Outcome, ex.Status, ex.Latency = o, status, lat
+	return ex
+}
+
 // act is one thing that happens to the program in a frame test.
 type act struct {
 	add  []tap.Exchange // added to the feed (intake)
@@ -123,6 +138,23 @@ func TestFrames(t *testing.T) {
 		{name: "detail_closed", acts: []act{tick(0), feed(mixed()), tick(time.Second), press(tea.KeyEnter), press(tea.KeyEsc)}},
 		{name: "follows_new_rows", size: [2]int{100, 12}, acts: []act{tick(0), feed(many(20, 1)), tick(time.Second), feed(many(5, 21)), tick(2 * time.Second)}},
 		{name: "scrolled_stays", size: [2]int{100, 12}, acts: []act{tick(0), feed(many(20, 1)), tick(time.Second), typed("kkk"), feed(many(5, 21)), tick(2 * time.Second)}},
+		{name: "in_flight", acts: []act{tick(0),
+			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c")}), tick(time.Second)}},
+		{name: "in_flight_ends", acts: []act{tick(0),
+			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c")}), tick(time.Second),
+			feed([]tap.Exchange{ended(2, "/b", tap.OK, 201, 20*time.Millisecond), ended(1, "/a", tap.Timeout, 0, 30*time.Second)}), tick(31 * time.Second)}},
+		{name: "in_flight_ends_into_filter", acts: []act{tick(0),
+			feed([]tap.Exchange{ended(1, "/a", tap.OK, 500, time.Millisecond), started(2, "/b"), ended(3, "/c", tap.OK, 502, time.Millisecond), started(4, "/d")}),
+			tick(time.Second), typed("/5xx"), press(tea.KeyEnter), typed("g"),
+			feed([]tap.Exchange{ended(2, "/b", tap.OK, 503, 2*time.Second), ended(4, "/d", tap.OK, 200, 2*time.Second)}), tick(2 * time.Second)}},
+		{name: "in_flight_end_dropped", queue: 2, acts: []act{tick(0),
+			feed([]tap.Exchange{started(1, "/a")}), tick(time.Second),
+			feed([]tap.Exchange{ended(1, "/a", tap.OK, 200, time.Millisecond), started(2, "/b"), started(3, "/c")}), tick(2 * time.Second)}},
+		{name: "in_flight_start_dropped", queue: 2, acts: []act{tick(0),
+			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c"), ended(1, "/a", tap.OK, 200, time.Millisecond)}), tick(time.Second)}},
+		{name: "in_flight_evicted_then_ends", buffer: 2, acts: []act{tick(0),
+			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c")}), tick(time.Second),
+			feed([]tap.Exchange{ended(1, "/a", tap.OK, 200, time.Millisecond)}), tick(2 * time.Second)}},
 		{name: "ring_evicts_oldest", buffer: 5, acts: []act{tick(0), feed(many(8, 1)), tick(time.Second)}},
 		{name: "queue_overflow_counts_drops", queue: 3, acts: []act{tick(0), feed(many(6, 1)), tick(time.Second)}},
 	}

@@ -32,9 +32,13 @@ var (
 	colMethod  = column{"METHOD", 7, false, func(_ *Model, ex *tap.Exchange) string { return ex.Method }}
 	colPath    = column{"PATH", 0, false, func(_ *Model, ex *tap.Exchange) string { return pathCell(ex) }}
 	colStatus  = column{"STATUS", 7, false, func(_ *Model, ex *tap.Exchange) string { return statusText(ex) }}
-	colLatency = column{"LATENCY", 8, true, func(_ *Model, ex *tap.Exchange) string {
-		if ex.Outcome == tap.Published {
+	colLatency = column{"LATENCY", 8, true, func(m *Model, ex *tap.Exchange) string {
+		switch ex.Outcome {
+		case tap.Published, tap.Lost:
 			return "-"
+		case tap.Pending:
+			// Waiting so far, as of the last tick: it grows while it waits.
+			return formatDuration(m.now.Sub(ex.Time))
 		}
 		return formatDuration(ex.Latency)
 	}}
@@ -93,12 +97,18 @@ func statusText(ex *tap.Exchange) string {
 		return "no-resp"
 	case tap.Published:
 		return "pub"
+	case tap.Pending:
+		return "…"
+	case tap.Lost:
+		return "lost"
 	}
 	return strconv.Itoa(ex.Status)
 }
 
 func statusStyle(ex *tap.Exchange) lipgloss.Style {
 	switch {
+	case ex.Outcome == tap.Pending || ex.Outcome == tap.Lost:
+		return dimStyle
 	case ex.Outcome == tap.Timeout || ex.Outcome == tap.NoResponders || ex.Status >= 500:
 		return status5xx
 	case ex.Status >= 400:
@@ -219,7 +229,11 @@ func (m *Model) statsLine() string {
 		parts = append(parts, pausedStyle.Render("PAUSED"))
 	}
 	dropped := fmt.Sprintf("dropped %d", st.Dropped)
-	parts = append(parts, fmt.Sprintf("%d exchanges", st.Total), fmt.Sprintf("%.1f/s", m.rate()), errs)
+	total := fmt.Sprintf("%d exchanges", st.Total)
+	if st.Total == 1 {
+		total = "1 exchange"
+	}
+	parts = append(parts, total, fmt.Sprintf("%.1f/s", m.rate()), errs)
 	if st.Dropped > 0 {
 		// Losing rows is worth more room than the percentiles.
 		parts = append(parts, errorStyle.Render(dropped))
