@@ -41,6 +41,6 @@ Ctrl-C stops everything; a second Ctrl-C stops it at once.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.listen, "listen", "", "gateway listen address for this run (default: gateway.listen, :8080)")
-	cmd.Flags().IntVar(&o.natsPort, "nats-port", 4222, "embedded NATS port for this run (default: nats.port; 0 picks a free one)")
+	cmd.Flags().IntVar(&o.natsPort, "nats-port", 0, "embedded NATS port for this run (default: nats.port, 4222; 0 picks a free one)")
 	return cmd
 }
