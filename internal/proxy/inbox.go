@@ -87,6 +87,12 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 	var gbuf [20]byte
 	gen := strconv.AppendUint(gbuf[:0], s.gen, 10)
 	msg.Reply = s.prefix + string(gen)
+	// Replies to earlier requests on this slot (late ones, or a second
+	// responder's) pile up while it is free; a full channel would make
+	// nats.go drop this request's reply.
+	for len(s.ch) > 0 {
+		<-s.ch
+	}
 	if err := ib.nc.PublishMsg(msg); err != nil {
 		return nil, err
 	}

@@ -53,3 +53,38 @@ func TestInboxConcurrentSlots(t *testing.T) {
 		ib.close()
 	}
 }
+
+// TestInboxDuplicateReplies: when two responders answer one request (two
+// workers whose routes overlap, or a reply arriving after its request gave
+// up), the extra replies are dropped and every request still gets its own
+// answer, never an earlier request's.
+func TestInboxDuplicateReplies(t *testing.T) {
+	ns := natstest.Run(t)
+	nc := natstest.Connect(t, ns)
+	for i := range 2 {
+		r := natstest.Connect(t, ns)
+		if _, err := r.Subscribe("dup", func(m *nats.Msg) { m.Respond(append(m.Data, byte('a'+i))) }); err != nil {
+			t.Fatal(err)
+		}
+		r.Flush()
+	}
+	ib := newInbox(nc)
+	defer ib.close()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				want := strconv.Itoa(g*1000 + i)
+				m, err := ib.request(context.Background(), &nats.Msg{Subject: "dup", Data: []byte(want)}, time.Now().Add(10*time.Second))
+				if err != nil {
+					t.Errorf("request %s: %v", want, err)
+					return
+				}
+				if got := string(m.Data); got != want+"a" && got != want+"b" {
+					t.Errorf("request %s got %q", want, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
