@@ -155,6 +155,7 @@ func TestFrames(t *testing.T) {
 		{name: "in_flight_evicted_then_ends", buffer: 2, acts: []act{tick(0),
 			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c")}), tick(time.Second),
 			feed([]tap.Exchange{ended(1, "/a", tap.OK, 200, time.Millisecond)}), tick(2 * time.Second)}},
+		{name: "detail_pending", acts: []act{tick(0), feed([]tap.Exchange{started(1, "/a")}), tick(time.Second), press(tea.KeyEnter)}},
 		{name: "ring_evicts_oldest", buffer: 5, acts: []act{tick(0), feed(many(8, 1)), tick(time.Second)}},
 		{name: "queue_overflow_counts_drops", queue: 3, acts: []act{tick(0), feed(many(6, 1)), tick(time.Second)}},
 	}
