@@ -1,9 +1,10 @@
 // Package tap watches metro traffic on NATS without taking part in it. It
 // subscribes plainly (never in a queue group, never answering) to request
 // subjects and to the inbox space, pairs each request with its reply by
-// reply subject, and hands each finished exchange on. It hides the
-// pairing, the deadlines that turn a silent request into a timeout, and
-// the bounded hand-off between message intake and whatever displays it.
+// reply subject, and hands each exchange on as it starts and as it ends.
+// It hides the pairing, the deadlines that turn a silent request into a
+// timeout, and the bounded hand-off between message intake and whatever
+// displays it.
 package tap
 
 import (
@@ -21,7 +22,9 @@ const (
 	OK
 	// Timeout: no reply before the request's deadline.
 	Timeout
-	// NoResponders: NATS said no one was subscribed to the request.
+	// NoResponders: a reply with NATS's "no responders" status. nats-server
+	// sends it to the requester alone, so tap sees it only in replies it is
+	// handed; see ErrUnserved for what tap reports instead.
 	NoResponders
 	// Published: a message without a reply subject; nothing to wait for.
 	Published

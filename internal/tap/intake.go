@@ -149,8 +149,9 @@ func (in *Intake) clientDrops() uint64 {
 
 // Run pairs messages until ctx ends (then it returns nil) or the
 // connection is closed for good, then unsubscribes. emit gets each
-// finished exchange; report, if not nil, gets the requests in flight and
-// the drops so far every sweep. Both run on Run's goroutine.
+// exchange as it starts (Pending) and as it ends; report, if not nil,
+// gets the requests in flight and the drops so far every sweep. Both run
+// on Run's goroutine.
 func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFlight int, drops uint64)) error {
 	defer in.unsubscribe()
 	ctx, cancel := context.WithCancel(ctx)
