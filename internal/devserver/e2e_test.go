@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -174,6 +177,57 @@ func TestDevEndToEnd(t *testing.T) {
 		if got := name(t); got != "Apple v2" {
 			t.Fatalf("name = %q, want the old %q", got, "Apple v2")
 		}
+	}) {
+		return
+	}
+
+	if !t.Run("a new version that dies at start keeps the old one serving", func(t *testing.T) {
+		crashing := strings.Replace(string(src), `"Apple"`, `"Apple v3"`, 1) + "\nfunc init() { panic(\"broken at start\") }\n"
+		if err := os.WriteFile(handler, []byte(crashing), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.waitOutput(t, "catalog: the new version exited before it was ready; the running version keeps serving", 2*time.Minute)
+		d.waitOutput(t, "panic: broken at start", time.Second)
+		if got := name(t); got != "Apple v2" {
+			t.Fatalf("name = %q, want the old %q", got, "Apple v2")
+		}
+		// A crash of an old replica now restarts the old binary, not the
+		// broken one that was built.
+		before := d.state(t, time.Second).Workers[e2eWorker]
+		if err := syscall.Kill(before[1], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the restarted replica", 30*time.Second, func() bool {
+			now := d.state(t, time.Second).Workers[e2eWorker]
+			return len(now) == 2 && !slices.Contains(now, before[1])
+		})
+		// Both replicas serve: a restart from the broken binary would
+		// never announce itself.
+		nc, err := nats.Connect(st.NATSURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		waitFor(t, "two catalog instances", 30*time.Second, func() bool {
+			svcs, err := discovery.Collect(ctx, nc, "", 200*time.Millisecond)
+			n := 0
+			for _, s := range svcs {
+				if s.Name == e2eWorker {
+					n++
+				}
+			}
+			return err == nil && n == 2
+		})
+		for range 10 {
+			if got := name(t); got != "Apple v2" {
+				t.Fatalf("name = %q after a restart, want the old %q", got, "Apple v2")
+			}
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("fixing the code reloads it", func(t *testing.T) {
 		if err := os.WriteFile(handler, []byte(strings.Replace(string(src), `"Apple"`, `"Apple v3"`, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}

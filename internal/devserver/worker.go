@@ -153,7 +153,9 @@ func (r *runner) run(ctx context.Context) {
 		})
 	}
 
-	if err := r.build(ctx); err != nil {
+	if h, err := r.build(ctx); err != nil {
+		r.buildFailed(err)
+	} else if err := r.promote(h); err != nil {
 		r.buildFailed(err)
 	} else {
 		r.startAll(ctx, exits)
@@ -182,7 +184,7 @@ func (r *runner) run(ctx context.Context) {
 				b.cancel()
 				<-b.done
 			}
-			b = r.startBuild(ctx)
+			b = r.startBuild(ctx, r.binHash)
 		case res := <-b.doneChan():
 			b.cancel()
 			b = nil
@@ -192,6 +194,7 @@ func (r *runner) run(ctx context.Context) {
 				continue
 			}
 			if res.same && r.allRunning() {
+				os.Remove(r.nextBin()) //nolint:errcheck // rebuilt next time anyway
 				r.con.printf("%s: binary unchanged, kept running", r.spec.name)
 				since = time.Time{}
 				continue
@@ -220,10 +223,10 @@ func (b *pendingBuild) doneChan() <-chan buildResult {
 	return b.done
 }
 
-func (r *runner) startBuild(ctx context.Context) *pendingBuild {
+func (r *runner) startBuild(ctx context.Context, current [sha256.Size]byte) *pendingBuild {
 	bctx, cancel := context.WithCancel(ctx)
 	b := &pendingBuild{cancel: cancel, done: make(chan buildResult, 1)}
-	r.bg.Go(func() { b.done <- r.prepare(bctx) })
+	r.bg.Go(func() { b.done <- r.prepare(bctx, current) })
 	return b
 }
 
@@ -233,43 +236,59 @@ type buildResult struct {
 	same  bool            // the binary did not change
 	known map[string]bool // service instances running before the new processes
 	took  time.Duration   // of the build
+	hash  [sha256.Size]byte
 }
 
 // prepare builds the worker and, meanwhile, notes which instances of its
 // service are running now: whatever answers later and is not among them
 // is a process of the new generation.
-func (r *runner) prepare(ctx context.Context) buildResult {
+func (r *runner) prepare(ctx context.Context, current [sha256.Size]byte) buildResult {
 	var known map[string]bool
 	var wg sync.WaitGroup
 	if r.registers.Load() {
 		wg.Go(func() { known, _ = r.ping.ids(ctx, r.spec.name, 150*time.Millisecond) })
 	}
-	old := r.binHash
 	began := time.Now()
-	err := r.build(ctx)
+	h, err := r.build(ctx)
 	took := time.Since(began)
 	wg.Wait()
 	if ctx.Err() != nil && err == nil {
 		err = ctx.Err()
 	}
-	return buildResult{err: err, same: r.spec.pkg != "" && err == nil && r.binHash == old, known: known, took: took}
+	return buildResult{err: err, same: r.spec.pkg != "" && err == nil && h == current, known: known, took: took, hash: h}
 }
 
-// build compiles a Go worker (nothing to do for run: workers) and records
-// the binary's hash.
-func (r *runner) build(ctx context.Context) error {
+// nextBin is where a Go worker is built. The binary at spec.bin stays the
+// one that restarts run until the new one has proved itself in a reload:
+// a build that crashes at start never replaces a working one.
+func (r *runner) nextBin() string { return r.spec.bin + ".next" }
+
+// build compiles a Go worker into nextBin (nothing to do for run:
+// workers) and returns the binary's hash.
+func (r *runner) build(ctx context.Context) ([sha256.Size]byte, error) {
+	if r.spec.pkg == "" {
+		return [sha256.Size]byte{}, nil
+	}
+	r.state.Store("building")
+	if err := goBuild(ctx, r.spec.name, r.spec.pkg, ".", r.nextBin()); err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	h, err := hashFile(r.nextBin())
+	if err != nil {
+		return h, fmt.Errorf("building %s: %w", r.spec.name, err)
+	}
+	return h, nil
+}
+
+// promote makes the binary in nextBin the current one.
+func (r *runner) promote(hash [sha256.Size]byte) error {
 	if r.spec.pkg == "" {
 		return nil
 	}
-	r.state.Store("building")
-	if err := goBuild(ctx, r.spec.name, r.spec.pkg, ".", r.spec.bin); err != nil {
-		return err
+	if err := os.Rename(r.nextBin(), r.spec.bin); err != nil {
+		return fmt.Errorf("installing the new %s binary: %w", r.spec.name, err)
 	}
-	h, err := hashFile(r.spec.bin)
-	if err != nil {
-		return fmt.Errorf("building %s: %w", r.spec.name, err)
-	}
-	r.binHash = h
+	r.binHash = hash
 	return nil
 }
 
@@ -328,7 +347,7 @@ func (r *runner) allRunning() bool {
 // startAll starts every replica without waiting for it: the first start.
 func (r *runner) startAll(ctx context.Context, exits chan<- *proc) {
 	for i := range r.slots {
-		p, err := r.start(i)
+		p, err := r.start(i, "")
 		if err != nil {
 			r.con.printf("%v", err)
 			continue
@@ -342,8 +361,14 @@ func (r *runner) startAll(ctx context.Context, exits chan<- *proc) {
 	r.changed()
 }
 
-func (r *runner) start(i int) (*proc, error) {
-	return startProc(r.con, procSpec{name: r.spec.procName(i), argv: r.spec.argv(), dir: r.spec.dir, env: r.spec.env})
+// start starts replica i, from bin instead of the current binary when
+// bin is not "".
+func (r *runner) start(i int, bin string) (*proc, error) {
+	argv := r.spec.argv()
+	if bin != "" {
+		argv = []string{bin}
+	}
+	return startProc(r.con, procSpec{name: r.spec.procName(i), argv: argv, dir: r.spec.dir, env: r.spec.env})
 }
 
 // watchExit hands p to the loop when it exits.
@@ -377,8 +402,12 @@ func (r *runner) swap(ctx context.Context, since time.Time, res buildResult, exi
 		}
 		watchers.Wait()
 	}
+	next := ""
+	if r.spec.pkg != "" {
+		next = r.nextBin()
+	}
 	for i := range n {
-		p, err := r.start(i)
+		p, err := r.start(i, next)
 		if err != nil {
 			r.con.printf("%v; the running version keeps serving", err)
 			stopFresh()
@@ -412,6 +441,9 @@ func (r *runner) swap(ctx context.Context, since time.Time, res buildResult, exi
 	}
 	abortOnce.Do(func() { close(abort) })
 	watchers.Wait()
+	if err := r.promote(res.hash); err != nil {
+		r.con.printf("%v", err)
+	}
 
 	r.mu.Lock()
 	old := make([]*proc, 0, n)
@@ -512,7 +544,7 @@ func (r *runner) restart(ctx context.Context, req restartReq, exits chan<- *proc
 	if !current {
 		return
 	}
-	p, err := r.start(req.slot)
+	p, err := r.start(req.slot, "")
 	if err != nil {
 		r.con.printf("%v", err)
 		// Leave the dead process in the slot and try again later.
