@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -404,5 +405,37 @@ func TestServiceProtocol(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("no reply to $SRV.PING")
+	}
+}
+
+// TestEnvironment: a worker built with no options takes its NATS URL,
+// subject prefix and health address from NATS_URL, METRO_PREFIX and
+// METRO_HEALTH_ADDR, as a deployed container's would.
+func TestEnvironment(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{Prefix: "env"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := ln.Addr().String()
+	ln.Close() // the worker binds it; a clash fails Run rather than passing
+	t.Setenv(metro.EnvNATSURL, e.ns.ClientURL())
+	t.Setenv(metro.EnvPrefix, "env")
+	t.Setenv(metro.EnvHealthAddr, health)
+	w := metro.NewWorker("envy", metro.WithLogger(quiet))
+	w.HandleFunc("GET /hi", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "hi") })
+	e.start(w, "GET /hi")
+	if resp, body := e.do("GET", "/hi", "", nil); resp.StatusCode != 200 || body != "hi" {
+		t.Errorf("through the gateway: %d %q", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + health + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
 	}
 }
