@@ -439,3 +439,35 @@ func TestEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestPathValues: a segment with any bytes reaches the handler's
+// PathValue exactly as the client escaped it, whatever NATS's subject
+// syntax makes of those bytes on the way (PROTOCOL.md section 1).
+func TestPathValues(t *testing.T) {
+	e := newSDKEnv(t, proxy.Config{})
+	w := e.worker("echo")
+	w.HandleFunc("GET /v/{x}", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, r.PathValue("x")) })
+	w.HandleFunc("GET /t/{rest...}", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, r.PathValue("rest")) })
+	e.start(w, "GET /v/{x}", "GET /t/{rest...}")
+	for _, tc := range []struct{ path, want string }{
+		{"/v/a.b", "a.b"},
+		{"/v/a%20b", "a b"},
+		{"/v/%C3%A4", "\u00e4"},
+		{"/v/%25", "%"},
+		{"/v/%2A", "*"},
+		{"/v/%3E", ">"},
+		{"/v/$x", "$x"},
+		{"/v/~-_", "~-_"},
+		{"/v/a%2Fb", "a/b"},
+		{"/v/%00", "\x00"},
+		{"/v/" + strings.Repeat("%FF", 100), strings.Repeat("\xff", 100)},
+		{"/v/_INBOX", "_INBOX"},
+		{"/t/a.b/c%20d/", "a.b/c d/"},
+		{"/t/%2E%2E.", "..."},
+	} {
+		resp, body := e.do("GET", tc.path, "", nil)
+		if resp.StatusCode != 200 || body != tc.want {
+			t.Errorf("%s: %d %q, want %q", tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+}
