@@ -68,6 +68,7 @@ type Gateway struct {
 	maxBody        int64
 	trustedProxies []netip.Prefix
 	interval       time.Duration
+	liveWindow     time.Duration // a route unannounced for longer has no live worker
 	table          *table
 	inbox          *inbox
 	metrics        *metrics
@@ -91,6 +92,9 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		log:            cfg.Logger,
 		access:         cfg.AccessLog,
 	}
+	// Three rounds of discovery, so one slow answer does not turn away
+	// requests that a worker would have served.
+	g.liveWindow = max(3*g.interval, time.Second)
 	if g.trustedProxies == nil {
 		g.trustedProxies = DefaultTrustedProxies
 	}
@@ -212,7 +216,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		return
 	}
 	x.subject = string(sb)
-	rt, allow := g.table.load().match(x.subject)
+	rs := g.table.load()
+	rt, allow := rs.match(x.subject)
 	if rt == nil {
 		if len(allow) > 0 {
 			w.Header()["Allow"] = []string{allowHeader(allow)}
@@ -223,6 +228,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		return
 	}
 	x.route = rt
+	if since := time.Now().Add(-g.liveWindow).UnixNano(); !rt.declared && rt.lastSeen.Load() < since && !rs.live(x.subject, since) {
+		fail(http.StatusServiceUnavailable, "no worker is available for this route")
+		return
+	}
 	if !g.nc.IsConnected() {
 		// nats.go would buffer the request until it reconnects; a client
 		// is better served by an answer now.

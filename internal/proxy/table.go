@@ -167,6 +167,21 @@ func (rs routes) match(subj string) (rt *route, allow []string) {
 	return nil, allow
 }
 
+// live reports whether a worker may answer subj now: some matching route
+// is declared (a plain subscriber, never announced) or was announced
+// since since. Without one the gateway answers 503 itself instead of
+// publishing: a subscriber that only watches (metro tap, nats sub) is
+// interest to NATS, which then sends no "no responders" and the client
+// would wait out the whole timeout.
+func (rs routes) live(subj string, since int64) bool {
+	for _, r := range rs {
+		if (r.declared || r.lastSeen.Load() >= since) && matchTokens(r.toks, subj, false) && r.tailMethodMatches(subj) {
+			return true
+		}
+	}
+	return false
+}
+
 // tailMethodMatches checks the method of a tail route, whose ">" also
 // covers the method token. HEAD is served by GET routes, as in ServeMux
 // (workers do so too).

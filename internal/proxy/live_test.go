@@ -1,0 +1,50 @@
+package proxy_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+	"github.com/metropolis-dev/metro/internal/proxy"
+)
+
+// TestDeadRouteWithWatcher: a plain subscriber on every subject (what
+// metro tap is) counts as interest to NATS, so NATS sends no "no
+// responders" for a route whose workers are gone; the gateway must still
+// answer 503 with Retry-After, from its route table, instead of a 504
+// after the full timeout.
+func TestDeadRouteWithWatcher(t *testing.T) {
+	e := newEnv(t, proxy.Config{Timeout: 2 * time.Second})
+	stop := e.worker("gone", map[string]http.HandlerFunc{
+		"GET /gone": func(w http.ResponseWriter, r *http.Request) {},
+	})
+	watcher := natstest.Connect(t, e.ns)
+	sub, err := watcher.SubscribeSync(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	watcher.Flush()
+	if resp, _ := e.do("GET", "/gone", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("live route: %d", resp.StatusCode)
+	}
+	stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, body := e.do("GET", "/gone", "", nil)
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			checkProblem(t, resp, body, http.StatusServiceUnavailable)
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			return
+		}
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("dead route: %d %s", resp.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a route with no live worker still times out instead of 503")
+		}
+	}
+}
