@@ -309,15 +309,10 @@ func TestMaxPayload(t *testing.T) {
 }
 
 // TestNotConnected: with NATS gone, a routed request is answered 503 at
-// once, not buffered until the 30s timeout.
+// once, not buffered until the 30s timeout. The route is declared, so
+// that no other reason for a 503 (no live worker) comes first.
 func TestNotConnected(t *testing.T) {
-	e := newEnv(t, proxy.Config{})
-	stop := e.worker("users", map[string]http.HandlerFunc{
-		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) {},
-	})
-	// The route stays in the table; the worker leaves first so that its
-	// drain does not wait on a dead server.
-	stop()
+	e := newEnv(t, proxy.Config{Routes: []proxy.RouteConfig{{Match: "GET /users/{id}"}}})
 	e.ns.Shutdown()
 	deadline := time.Now().Add(10 * time.Second)
 	for e.nc.IsConnected() {
