@@ -144,7 +144,7 @@ func TestRoutes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			tt.opts.Out = &out
-			tt.opts.Wait = 300 * time.Millisecond
+			tt.opts.Wait = time.Second
 			if err := Routes(t.Context(), tt.opts); err != nil {
 				t.Fatal(err)
 			}
