@@ -275,7 +275,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	if _, ok := h["Content-Type"]; !ok {
 		h["Content-Type"] = nil // the worker chose none: do not sniff one
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(rep.Body))}
+	if r.Method != http.MethodHead || len(rep.Body) > 0 || len(h["Content-Length"]) != 1 {
+		// A HEAD answer keeps the length the worker gave for the GET body.
+		h["Content-Length"] = []string{strconv.Itoa(len(rep.Body))}
+	}
 	h[wire.ClientRequestID] = []string{rid}
 	w.WriteHeader(rep.Status)
 	n, _ := w.Write(rep.Body)

@@ -48,3 +48,26 @@ func TestDeadRouteWithWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadKeepsContentLength: a HEAD answer has no body, and its
+// Content-Length is the one the handler gave for the GET body.
+func TestHeadKeepsContentLength(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	e.worker("h", map[string]http.HandlerFunc{
+		"GET /doc": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			if r.Method == http.MethodGet {
+				w.Write([]byte("hello"))
+			}
+		},
+	})
+	for _, method := range []string{"GET", "HEAD"} {
+		resp, body := e.do(method, "/doc", "", nil)
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != 5 {
+			t.Errorf("%s: status %d, Content-Length %d, want 200 and 5", method, resp.StatusCode, resp.ContentLength)
+		}
+		if want := map[string]string{"GET": "hello", "HEAD": ""}[method]; body != want {
+			t.Errorf("%s: body %q, want %q", method, body, want)
+		}
+	}
+}
