@@ -117,6 +117,23 @@ func TestSummarize(t *testing.T) {
 			},
 		},
 		{
+			name: "paired ratios are medians of per-round ratios",
+			in: []Sample{
+				wrk("b", 1, 100, 1, nil), wrk("b", 2, 400, 1, nil), wrk("b", 3, 200, 1, nil),
+				wrk("d", 1, 50, 1, nil), wrk("d", 2, 100, 1, nil), wrk("d", 3, 160, 1, nil),
+			},
+			check: func(t *testing.T, r Result) {
+				// Per round 0.5, 0.25, 0.8: median 0.5. Ratio of medians: 100/200.
+				d := find(t, r, "d")
+				if d.XNginxPaired == nil || *d.XNginxPaired != 0.5 || *d.XNginx != 0.5 {
+					t.Errorf("paired %v, of medians %v; want 0.5 and 0.5", d.XNginxPaired, *d.XNginx)
+				}
+				if d.XRevproxyPaired != nil {
+					t.Errorf("paired ratio to a scenario never measured: %v", *d.XRevproxyPaired)
+				}
+			},
+		},
+		{
 			name: "goals not met",
 			in:   []Sample{wrk("b", 1, 400, 10, nil), wrk("c", 1, 300, 10, nil), wrk("d", 1, 150, 30, nil)},
 			check: func(t *testing.T, r Result) {

@@ -35,8 +35,14 @@ type ScenarioResult struct {
 	P99Ms     float64  `json:"p99_ms"`
 	XNginx    *float64 `json:"x_nginx,omitempty"`
 	XRevproxy *float64 `json:"x_revproxy,omitempty"`
-	P99XNginx *float64 `json:"p99_x_nginx,omitempty"`
-	OfCeiling *float64 `json:"of_ceiling,omitempty"`
+	// XNginxPaired and XRevproxyPaired are the medians of the per-round
+	// ratios (this scenario's req/s over nginx's in the same round). On a
+	// machine shared with other work they move less than the ratio of
+	// medians, since a neighbour's burst spans adjacent samples.
+	XNginxPaired    *float64 `json:"x_nginx_paired,omitempty"`
+	XRevproxyPaired *float64 `json:"x_revproxy_paired,omitempty"`
+	P99XNginx       *float64 `json:"p99_x_nginx,omitempty"`
+	OfCeiling       *float64 `json:"of_ceiling,omitempty"`
 	// CPUUsPerReq maps each process role to the median CPU microseconds it
 	// spent per request.
 	CPUUsPerReq map[string]float64 `json:"cpu_us_per_req,omitempty"`
@@ -166,6 +172,8 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 		if rp != nil && rp.RPS > 0 {
 			sr.XRevproxy = ptr(round(sr.RPS/rp.RPS, 3))
 		}
+		sr.XNginxPaired = paired(samples, sr.ID, "b")
+		sr.XRevproxyPaired = paired(samples, sr.ID, "c")
 		if res.CeilingRPS != nil && (sr.ID == "d" || sr.ID == "e") {
 			sr.OfCeiling = ptr(round(sr.RPS / *res.CeilingRPS, 3))
 		}
@@ -182,6 +190,27 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 		}
 	}
 	return res, nil
+}
+
+// paired returns the median over rounds of id's req/s divided by base's in
+// the same round, or nil when no round has both.
+func paired(samples []Sample, id, base string) *float64 {
+	rps := map[int]float64{}
+	for _, s := range samples {
+		if s.Scenario == base && s.RPS > 0 {
+			rps[s.Round] = s.RPS
+		}
+	}
+	var ratios []float64
+	for _, s := range samples {
+		if b, ok := rps[s.Round]; ok && s.Scenario == id {
+			ratios = append(ratios, s.RPS/b)
+		}
+	}
+	if len(ratios) == 0 {
+		return nil
+	}
+	return ptr(round(median(ratios), 3))
 }
 
 // Roles returns the CPU roles of sr in a stable, readable order: the metro
