@@ -30,6 +30,11 @@ type inbox struct {
 	next int // the last slot number taken
 }
 
+// slotBuffer holds replies that arrive while nobody waits on a slot:
+// extra answers from overlapping responders, late ones after a timeout.
+// nats.go drops a message that finds a channel full, so this leaves room.
+const slotBuffer = 64
+
 type slot struct {
 	sub    *nats.Subscription
 	ch     chan *nats.Msg
@@ -55,7 +60,7 @@ func (ib *inbox) get() (*slot, error) {
 	ib.next++
 	n := ib.next
 	ib.mu.Unlock()
-	s := &slot{ch: make(chan *nats.Msg, 8), prefix: ib.base + strconv.Itoa(n) + "."}
+	s := &slot{ch: make(chan *nats.Msg, slotBuffer), prefix: ib.base + strconv.Itoa(n) + "."}
 	sub, err := ib.nc.ChanSubscribe(s.prefix+"*", s.ch)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing for replies: %w", err)

@@ -143,6 +143,13 @@ func (s *Server) connect() error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			s.log.Warn("NATS error", "subject", subj, "err", err)
+		}),
 	}, s.cfg.NATSOptions...)
 	url := s.cfg.NATSURL
 	if s.cfg.EmbedNATS != "" {
