@@ -33,6 +33,15 @@ type Route struct {
 	Subject string `json:"subject"` // the subscription, e.g. "users.*.GET"
 }
 
+// Key identifies a route across services: its method and subscription.
+// Two services announcing "GET /users/{id}" and "GET /users/{uid}" offer
+// the same route; the method is part of the key because a tail's
+// subscription ("files.>") covers every method.
+func (r Route) Key() string { return RouteKey(r.Method, r.Subject) }
+
+// RouteKey is Route.Key for a method and subscription subject.
+func RouteKey(method, subject string) string { return method + " " + subject }
+
 // Service is one running service instance and its routes.
 type Service struct {
 	Name    string  `json:"name"`

@@ -258,6 +258,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		Deadline:    deadline,
 		Body:        body,
 		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
+		Route:       rt.key,
 	}
 	h := w.Header()
 	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)

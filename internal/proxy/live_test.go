@@ -71,3 +71,25 @@ func TestHeadKeepsContentLength(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlappingWorkers: worker A serves GET /x/{id}, worker B the more
+// specific GET /x/special. Both subscriptions match x.special.GET and each
+// queue group gets a copy; Metro-Route tells A to leave it to B, so every
+// client gets B's answer, as one ServeMux over both would give.
+func TestOverlappingWorkers(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	e.worker("a", map[string]http.HandlerFunc{
+		"GET /x/{id}": func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("a:" + r.PathValue("id"))) },
+	})
+	e.worker("b", map[string]http.HandlerFunc{
+		"GET /x/special": func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("b")) },
+	})
+	for i := 0; i < 50; i++ {
+		if _, body := e.do("GET", "/x/special", "", nil); body != "b" {
+			t.Fatalf("request %d to /x/special answered %q, want b", i, body)
+		}
+		if _, body := e.do("GET", "/x/other", "", nil); body != "a:other" {
+			t.Fatalf("request %d to /x/other answered %q, want a:other", i, body)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 // because a tail's subscription covers the method token: "GET
 // /files/{p...}" and "POST /files/{p...}" both subscribe files.>.
 type route struct {
+	key      string   // discovery.Route.Key, sent as Metro-Route
 	subject  string   // "users.*.GET"
 	toks     []string // its tokens
 	method   string   // "" for every method
@@ -55,7 +56,7 @@ func (t *table) declare(r discovery.Route, timeout time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if timeout > 0 {
-		t.timeouts[routeKey(r)] = timeout
+		t.timeouts[r.Key()] = timeout
 	}
 	rt := t.addLocked(r, time.Now())
 	rt.declared = true
@@ -70,15 +71,15 @@ func (t *table) announce(s discovery.Service, now time.Time) {
 	}
 }
 
-func routeKey(r discovery.Route) string { return r.Method + " " + r.Subject }
 
 func (t *table) addLocked(r discovery.Route, now time.Time) *route {
-	key := routeKey(r)
+	key := r.Key()
 	if rt, ok := t.byKey[key]; ok {
 		rt.lastSeen.Store(now.UnixNano())
 		return rt
 	}
 	rt := &route{
+		key:     key,
 		subject: r.Subject,
 		toks:    strings.Split(r.Subject, "."),
 		method:  r.Method,

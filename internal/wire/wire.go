@@ -27,6 +27,10 @@ const (
 	HeaderDeadline  = "Metro-Deadline"
 	HeaderStatus    = "Metro-Status"
 	HeaderVersion   = "Metro-Version"
+	// HeaderRoute names the route the gateway chose (discovery.Route.Key):
+	// when workers' routes overlap, every worker whose subscription matches
+	// gets the message, and only the one owning this route answers.
+	HeaderRoute = "Metro-Route"
 
 	// Version is the protocol version sent on every request.
 	Version = "1"
@@ -82,6 +86,8 @@ type Request struct {
 	Body      []byte
 	// Forwarded, when set, replaces any X-Forwarded-* in Header.
 	Forwarded *Forwarded
+	// Route, when set, is sent as Metro-Route.
+	Route string
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -117,6 +123,9 @@ func (r *Request) Msg(subj string) *nats.Msg {
 		set(HeaderQuery, r.RawQuery)
 	}
 	set(HeaderRequestID, r.RequestID)
+	if r.Route != "" {
+		set(HeaderRoute, r.Route)
+	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))
 	}

@@ -31,7 +31,7 @@ func (w *Worker) serve(m *nats.Msg) {
 	}
 	defer cancel()
 	ep := w.route(req)
-	if ep == nil {
+	if ep == nil || !w.owns(req, ep) {
 		return
 	}
 	rw := &responseWriter{header: make(http.Header)}
@@ -53,6 +53,20 @@ func (w *Worker) serve(m *nats.Msg) {
 		msg := strconv.Itoa(status) + " " + http.StatusText(status)
 		ep.stats.lastError.Store(&msg)
 	}
+}
+
+// owns reports whether the route the gateway chose (Metro-Route) is ep's,
+// or the pattern ep belongs to: when routes of two workers overlap, both
+// get the message, and only the most specific route's worker answers, as
+// one ServeMux would. Without the header (a caller other than the
+// gateway) the worker's own match decides.
+func (w *Worker) owns(req *http.Request, ep *endpoint) bool {
+	key := req.Header.Get(wire.HeaderRoute)
+	if key == "" {
+		return true
+	}
+	chosen := w.byKey[key]
+	return chosen != nil && chosen.pattern == ep.pattern
 }
 
 // routed marks the handlers registered with the mux, so that route can

@@ -72,6 +72,7 @@ type Worker struct {
 	mux       *http.ServeMux
 	endpoints []*endpoint
 	byPattern map[string]*endpoint
+	byKey     map[string]*endpoint // discovery.Route.Key -> its endpoint
 	id        string
 	started   time.Time
 
@@ -104,6 +105,7 @@ func New(opts Options) *Worker {
 		opts:      opts,
 		mux:       http.NewServeMux(),
 		byPattern: map[string]*endpoint{},
+		byKey:     map[string]*endpoint{},
 		id:        nuid.Next(),
 		ready:     make(chan struct{}),
 		log:       opts.Logger.With("worker", opts.Name),
@@ -143,6 +145,7 @@ func (w *Worker) Handle(pattern string, h http.Handler) error {
 		s, _ := r.Subscription(w.opts.Prefix) // same shape as subj: cannot fail
 		ep := &endpoint{name: endpointName(r.String(), len(w.endpoints)), pattern: pattern, route: r, subject: s}
 		w.endpoints = append(w.endpoints, ep)
+		w.byKey[discovery.RouteKey(r.Method, s)] = ep
 		if method == rt.Method {
 			w.byPattern[pattern] = ep
 		}
