@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -42,15 +42,7 @@ func newSDKEnv(t *testing.T, cfg proxy.Config) *sdkEnv {
 	ns := natstest.Run(t)
 	cfg.DiscoveryInterval = 50 * time.Millisecond
 	cfg.Logger = quiet
-	gw, err := proxy.New(natstest.Connect(t, ns), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); gw.Run(ctx) }()
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	gw, srv := metrotest.StartGateway(t, natstest.Connect(t, ns), cfg)
 	return &sdkEnv{t: t, ns: ns, gw: gw, url: srv.URL}
 }
 

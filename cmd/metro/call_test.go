@@ -17,6 +17,7 @@ import (
 
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
@@ -35,25 +36,8 @@ func buildCallBinary(t *testing.T, dir string) string {
 // callWorker runs an SDK worker on url until the test ends.
 func callWorker(t *testing.T, url, name string, routes map[string]http.HandlerFunc, opts ...metro.Option) {
 	t.Helper()
-	opts = append([]metro.Option{metro.WithNATSURL(url), metro.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	w := metro.NewWorker(name, opts...)
-	for p, h := range routes {
-		w.HandleFunc(p, h)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker %s: %v", name, err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("worker %s not ready", name)
-	}
+	opts = append([]metro.Option{metro.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	metrotest.StartWorker(t, url, name, metrotest.Routes(routes), opts...)
 }
 
 // callEnv is the test's environment without anything that points metro

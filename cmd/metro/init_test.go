@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,12 +13,12 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/iostreams"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
 
 // scaffoldCLI runs one metro command line in process, as main does.
@@ -157,25 +156,6 @@ func TestScaffoldRefusals(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects the output of metro dev, written from several
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func runIn(t *testing.T, dir string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), name, args...)
@@ -247,7 +227,7 @@ func TestScaffoldEndToEnd(t *testing.T) {
 	// environment's.
 	t.Setenv("METRO_ADMIN", "127.0.0.1:0")
 	t.Setenv("NATS_URL", "")
-	devOut := &lockedBuffer{}
+	devOut := &metrotest.LockedBuffer{}
 	ios := &iostreams.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: devOut}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -1,13 +1,10 @@
 package shop_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/metropolis-dev/metro/examples/shop/catalog"
 	"github.com/metropolis-dev/metro/examples/shop/orders"
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -39,53 +37,13 @@ func start(t *testing.T) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gcfg.DiscoveryInterval = 50 * time.Millisecond
 	ns := natstest.Run(t)
-	gw, err := proxy.New(natstest.Connect(t, ns), gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); gw.Run(ctx) }()
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); cancel(); wg.Wait() })
-
+	gw, srv := metrotest.StartGateway(t, natstest.Connect(t, ns), gcfg)
 	s := &shop{t: t, url: srv.URL, gw: gw}
-	s.catalog = run(t, ns.ClientURL(), "catalog", func(*metro.Worker) map[string]http.HandlerFunc { return catalog.Routes() })
-	run(t, ns.ClientURL(), "orders", func(w *metro.Worker) map[string]http.HandlerFunc { return orders.New(w.Client()).Routes() })
-	deadline := time.Now().Add(10 * time.Second)
-	for len(gw.Routes()) < 2+3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("routes: %v", gw.Routes())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.catalog = metrotest.StartWorker(t, ns.ClientURL(), "catalog", metrotest.Routes(catalog.Routes()))
+	metrotest.StartWorker(t, ns.ClientURL(), "orders", func(w *metro.Worker) map[string]http.HandlerFunc { return orders.New(w.Client()).Routes() })
+	metrotest.WaitRoutes(t, gw, "GET /products", "GET /products/{id}", "POST /orders", "GET /orders", "GET /orders/{id}")
 	return s
-}
-
-// run starts a worker and returns its stop function (also run at cleanup).
-func run(t *testing.T, url, name string, routes func(*metro.Worker) map[string]http.HandlerFunc) func() {
-	w := metro.NewWorker(name, metro.WithNATSURL(url))
-	for p, h := range routes(w) {
-		w.HandleFunc(p, h)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	<-w.Ready()
-	return stop
 }
 
 func (s *shop) call(method, path, body string) (int, http.Header, map[string]any) {

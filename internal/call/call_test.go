@@ -19,6 +19,7 @@ import (
 
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/call"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -31,25 +32,8 @@ func serve(t *testing.T) *nats.Conn {
 	s := natstest.Run(t)
 	release := make(chan struct{})
 	start := func(name string, routes map[string]http.HandlerFunc, opts ...metro.Option) {
-		opts = append([]metro.Option{metro.WithNATSURL(s.ClientURL()), metro.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-		w := metro.NewWorker(name, opts...)
-		for p, h := range routes {
-			w.HandleFunc(p, h)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker %s: %v", name, err)
-			}
-		})
-		select {
-		case <-w.Ready():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("worker %s not ready", name)
-		}
+		opts = append([]metro.Option{metro.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+		metrotest.StartWorker(t, s.ClientURL(), name, metrotest.Routes(routes), opts...)
 	}
 	start("items", map[string]http.HandlerFunc{
 		"GET /items/{id}": func(w http.ResponseWriter, r *http.Request) {

@@ -1,30 +1,12 @@
 package devserver
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the process's output goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestProcStop(t *testing.T) {
 	t.Parallel()
@@ -42,7 +24,7 @@ func TestProcStop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out metrotest.LockedBuffer
 			c := newConsole(&out, false, []string{"w"})
 			p, err := startProc(c, procSpec{name: "w", argv: []string{"sh", "-c", tt.script}, dir: t.TempDir()})
 			if err != nil {
@@ -78,7 +60,7 @@ func TestProcStop(t *testing.T) {
 // started dies with it.
 func TestProcCrashKillsItsGroup(t *testing.T) {
 	t.Parallel()
-	var out lockedBuffer
+	var out metrotest.LockedBuffer
 	c := newConsole(&out, false, []string{"w"})
 	p, err := startProc(c, procSpec{name: "w", argv: []string{"sh", "-c", "sleep 1000 & wait"}, dir: t.TempDir(), env: []string{"X=1"}})
 	if err != nil {

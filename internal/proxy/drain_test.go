@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
@@ -36,33 +36,16 @@ func buildWorker(t *testing.T) string {
 // child is a worker process in its own process group.
 type child struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *metrotest.LockedBuffer
 	done   chan struct{} // closed once reaped
 	err    error         // Wait's result, after done
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startChild runs bin with env added; the test's cleanup kills its whole
 // process group, reaps it and checks that nothing of the group is left.
 func startChild(t *testing.T, bin string, env ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(bin), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: exec.Command(bin), stderr: &metrotest.LockedBuffer{}, done: make(chan struct{})}
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stderr = c.stderr
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 	"github.com/metropolis-dev/metro/internal/subject"
@@ -56,15 +57,7 @@ func newEnvWith(t testing.TB, cfg proxy.Config, opts *server.Options) *env {
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
-	gw, err := proxy.New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); gw.Run(ctx) }()
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	gw, srv := metrotest.StartGateway(t, nc, cfg)
 	return &env{t: t, ns: ns, nc: nc, gw: gw, srv: srv, cfg: cfg}
 }
 

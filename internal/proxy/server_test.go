@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -56,29 +57,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// startWorker runs an SDK worker until the test ends.
-func startWorker(t *testing.T, url, name string, routes map[string]http.HandlerFunc) {
-	t.Helper()
-	w := metro.NewWorker(name, metro.WithNATSURL(url), metro.WithLogger(quiet))
-	for p, h := range routes {
-		w.HandleFunc(p, h)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker %s: %v", name, err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker %s: %v", name, err)
-	}
-}
-
 // waitStatus polls url until it answers want.
 func waitStatus(t *testing.T, url string, want int) {
 	t.Helper()
@@ -103,14 +81,14 @@ func TestServerStopWithRequestsInFlight(t *testing.T) {
 	const n = 5
 	arrived := make(chan struct{}, n)
 	release := make(chan struct{})
-	startWorker(t, ns.ClientURL(), "slow", map[string]http.HandlerFunc{
+	metrotest.StartWorker(t, ns.ClientURL(), "slow", metrotest.Routes(map[string]http.HandlerFunc{
 		"GET /slow/{i}": func(w http.ResponseWriter, r *http.Request) {
 			arrived <- struct{}{}
 			<-release
 			fmt.Fprint(w, "done ", r.PathValue("i"))
 		},
 		"GET /fast": func(w http.ResponseWriter, r *http.Request) {},
-	})
+	}), metro.WithLogger(quiet))
 	s, stop, wait := runServer(t, ns.ClientURL())
 	base, admin := "http://"+s.Addr().String(), "http://"+s.AdminAddr().String()
 	waitStatus(t, admin+"/readyz", 200)
@@ -162,13 +140,13 @@ func TestServerStopWithRequestsInFlight(t *testing.T) {
 // raw path, and reports the NATS connection.
 func TestServerMetrics(t *testing.T) {
 	ns := natstest.Run(t)
-	startWorker(t, ns.ClientURL(), "users", map[string]http.HandlerFunc{
+	metrotest.StartWorker(t, ns.ClientURL(), "users", metrotest.Routes(map[string]http.HandlerFunc{
 		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) {
 			if r.PathValue("id") == "missing" {
 				w.WriteHeader(http.StatusNotFound)
 			}
 		},
-	})
+	}), metro.WithLogger(quiet))
 	s, _, _ := runServer(t, ns.ClientURL())
 	base, admin := "http://"+s.Addr().String(), "http://"+s.AdminAddr().String()
 	waitStatus(t, base+"/users/0", 200)

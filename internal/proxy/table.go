@@ -71,7 +71,6 @@ func (t *table) announce(s discovery.Service, now time.Time) {
 	}
 }
 
-
 func (t *table) addLocked(r discovery.Route, now time.Time) *route {
 	key := r.Key()
 	if rt, ok := t.byKey[key]; ok {

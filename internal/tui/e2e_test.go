@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -34,18 +34,7 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	gw, err := proxy.New(natstest.Connect(t, ns), proxy.Config{Timeout: gatewayTimeout, DiscoveryInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- gw.Run(ctx) }()
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-gwDone
-	})
+	_, srv := metrotest.StartGateway(t, natstest.Connect(t, ns), proxy.Config{Timeout: gatewayTimeout})
 
 	w := metro.NewWorker("shop", metro.WithNATSURL(ns.ClientURL()), metro.WithLogger(slog.New(slog.DiscardHandler)))
 	w.HandleFunc("GET /items/{id}", func(rw http.ResponseWriter, r *http.Request) {
