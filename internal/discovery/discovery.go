@@ -39,8 +39,15 @@ type Route struct {
 // subscription ("files.>") covers every method.
 func (r Route) Key() string { return RouteKey(r.Method, r.Subject) }
 
-// RouteKey is Route.Key for a method and subscription subject.
-func RouteKey(method, subject string) string { return method + " " + subject }
+// RouteKey is Route.Key for a method and subscription subject; a route
+// for every method is "*" (the key travels in a header, whose leading
+// white space would not survive).
+func RouteKey(method, subject string) string {
+	if method == "" {
+		method = "*"
+	}
+	return method + " " + subject
+}
 
 // Service is one running service instance and its routes.
 type Service struct {
