@@ -97,16 +97,7 @@ func (e *sdkEnv) do(method, path, body string, hdr http.Header) (*http.Response,
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp, string(b)
+	return metrotest.Do(e.t, req)
 }
 
 // seen is what a handler saw of its request.

@@ -15,13 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/metropolis-dev/metro/internal/devserver/devtest"
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -60,29 +60,11 @@ func devMain() int {
 	return 0
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // devRun is one metro dev process under test.
 type devRun struct {
 	dir  string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *metrotest.LockedBuffer
 	done chan struct{}
 	err  error
 }
@@ -90,7 +72,7 @@ type devRun struct {
 // startDev runs metro dev in dir until the test ends.
 func startDev(t *testing.T, dir string, env ...string) *devRun {
 	t.Helper()
-	d := &devRun{dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	d := &devRun{dir: dir, out: &metrotest.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	d.cmd.Dir = dir
 	d.cmd.Env = append(append(os.Environ(), envMain+"=1", "NO_COLOR=1"), env...)

@@ -6,6 +6,7 @@ package metrotest
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -121,4 +122,20 @@ func WaitRoutes(t testing.TB, gw *proxy.Gateway, patterns ...string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Do sends req with the default client and returns the response with its
+// whole body read.
+func Do(t testing.TB, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
 }

@@ -1,51 +1,38 @@
 package proxy_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
-// syncBuffer is written by the gateway's handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() == 0 {
+// lines splits what was logged so far into entries.
+func lines(b *metrotest.LockedBuffer) []string {
+	s := strings.TrimSpace(b.String())
+	if s == "" {
 		return nil
 	}
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+	return strings.Split(s, "\n")
 }
 
 // TestAccessLog: one JSON entry per request with what an operator needs:
 // request id, method, path, route pattern, subject, status, duration and
 // bytes, plus the error of a failed one.
 func TestAccessLog(t *testing.T) {
-	var buf syncBuffer
+	var buf metrotest.LockedBuffer
 	e := newEnv(t, proxy.Config{AccessLog: slog.New(slog.NewJSONHandler(&buf, nil))})
 	e.worker("users", map[string]http.HandlerFunc{
 		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) },
 	})
-	before := len(buf.lines())
+	before := len(lines(&buf))
 	e.do("GET", "/users/a%20b?x=1", "", map[string]string{"X-Request-Id": "log-1"})
 	e.do("GET", "/nowhere", "", map[string]string{"X-Request-Id": "log-2"})
-	lines := buf.lines()[before:]
+	lines := lines(&buf)[before:]
 	if len(lines) != 2 {
 		t.Fatalf("%d entries, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
 	}

@@ -151,16 +151,7 @@ func (e *env) do(method, path string, body string, hdr map[string]string) (*http
 
 func (e *env) doReq(req *http.Request) (*http.Response, string) {
 	e.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp, string(b)
+	return metrotest.Do(e.t, req)
 }
 
 // raw sends the bytes of one HTTP/1.1 request as they are, for what an

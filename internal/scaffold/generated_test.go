@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/subject"
 )
@@ -101,7 +101,7 @@ func testNodeOnNATS(t *testing.T, wd string) {
 	cmd := exec.Command("node", "index.js")
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), "NATS_URL="+s.ClientURL(), "METRO_PREFIX=api", "METRO_HEALTH_ADDR=")
-	var logs syncBuffer
+	var logs metrotest.LockedBuffer
 	cmd.Stderr = &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -203,23 +203,6 @@ func testNodeOnNATS(t *testing.T, wd string) {
 	if !strings.Contains(logs.String(), `"msg":"draining"`) {
 		t.Errorf("no drain in the worker's log:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // protocol.js holds its own copy of the subject codec (a Node worker uses
