@@ -89,7 +89,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		if cfg.AccessLogText {
 			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(s.access, nil))
 		} else {
-			cfg.Gateway.AccessLog = slog.New(slog.NewJSONHandler(s.access, nil))
+			cfg.Gateway.AccessLog = slog.New(newAccessJSON(s.access))
 		}
 	}
 	gw, err := New(s.nc, cfg.Gateway)
