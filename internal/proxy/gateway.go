@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -220,8 +221,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	rt, allow := rs.match(x.subject)
 	if rt == nil {
 		if len(allow) > 0 {
-			w.Header()["Allow"] = []string{allowHeader(allow)}
-			fail(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, allowHeader(allow)))
+			methods := allowHeader(allow)
+			w.Header()["Allow"] = []string{methods}
+			fail(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, methods))
 			return
 		}
 		fail(http.StatusNotFound, "no route matches "+r.Method+" "+path)
@@ -319,27 +321,12 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 
 // allowHeader lists methods sorted and once each; GET brings HEAD along.
 func allowHeader(methods []string) string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range methods {
-		if !seen[m] {
-			seen[m] = true
-			out = append(out, m)
-		}
-	}
-	if seen[http.MethodGet] && !seen[http.MethodHead] {
+	out := slices.Clone(methods)
+	if slices.Contains(out, http.MethodGet) {
 		out = append(out, http.MethodHead)
 	}
-	sortStrings(out)
-	return strings.Join(out, ", ")
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	slices.Sort(out)
+	return strings.Join(slices.Compact(out), ", ")
 }
 
 func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Duration) {
