@@ -79,6 +79,8 @@ type Worker struct {
 	ready    chan struct{}
 	draining atomic.Bool
 	running  atomic.Bool
+	inflight sync.WaitGroup
+	sem      chan struct{}
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
@@ -213,6 +215,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.nc = nc
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
+	w.sem = make(chan struct{}, w.opts.Concurrency)
 	w.started = time.Now().UTC()
 
 	var health *healthServer
@@ -224,40 +227,25 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer health.close()
 	}
 
-	// Every subscription feeds one channel, read by a fixed pool of
-	// handler goroutines: the connection's read loop hands each message
-	// straight to an idle handler, with no delivery goroutine per
-	// subscription and no goroutine started per message, and a slow
-	// handler holds up nothing but its own place in the pool.
-	msgs := make(chan *nats.Msg, pendingMessages)
-	var pool sync.WaitGroup
-	for range w.opts.Concurrency {
-		pool.Go(func() {
-			for m := range msgs {
-				w.serve(m)
-			}
-		})
-	}
-	stopPool := func() { close(msgs); pool.Wait() }
 	var subs []*nats.Subscription
 	for _, ep := range w.endpoints {
-		sub, err := nc.ChanQueueSubscribe(ep.subject, w.opts.Name, msgs)
+		sub, err := nc.QueueSubscribe(ep.subject, w.opts.Name, w.receive)
 		if err != nil {
 			unsubscribe(subs)
-			stopPool()
 			return fmt.Errorf("subscribing %s to %s: %w", ep.pattern, ep.subject, err)
 		}
+		// Hold far more than the pool can take at once, so a burst waits
+		// in the client instead of being dropped as a slow consumer.
+		_ = sub.SetPendingLimits(1<<20, 256<<20)
 		subs = append(subs, sub)
 	}
 	svcSubs, err := w.serveServiceProtocol(nc)
 	if err != nil {
 		unsubscribe(subs)
-		stopPool()
 		return err
 	}
 	if err := nc.FlushTimeout(10 * time.Second); err != nil && nc.IsConnected() {
 		unsubscribe(append(subs, svcSubs...))
-		stopPool()
 		return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 	}
 	w.maxReply = int(nc.MaxPayload())
@@ -265,15 +253,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker serving", "routes", len(w.endpoints), "id", w.id)
 
 	<-ctx.Done()
-	return w.drain(nc, subs, svcSubs, msgs, &pool)
+	return w.drain(nc, subs, svcSubs)
 }
 
-// pendingMessages is how many received messages may wait for a handler;
-// nats.go drops what finds the channel full, so it is far more than a pool
-// takes at once: a burst waits instead of being lost.
-const pendingMessages = 1 << 16
-
-func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription, msgs chan *nats.Msg, pool *sync.WaitGroup) error {
+func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error {
 	w.draining.Store(true)
 	w.log.Info("worker draining")
 	// Leave discovery first, so nothing new is told about this instance.
@@ -298,13 +281,8 @@ func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription, msgs c
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	// Unsubscribe whatever did not finish draining in time: after that
-	// nats.go delivers nothing more to the channel, so it can be closed,
-	// and once the pool has emptied it every message received is answered.
-	unsubscribe(subs)
-	close(msgs)
 	done := make(chan struct{})
-	go func() { pool.Wait(); close(done) }()
+	go func() { w.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(time.Until(deadline)):
@@ -325,6 +303,18 @@ func unsubscribe(subs []*nats.Subscription) {
 	for _, s := range subs {
 		_ = s.Unsubscribe()
 	}
+}
+
+// receive runs on a subscription's delivery goroutine: it hands the
+// message to the pool and returns, so a slow handler holds up nothing but
+// its own slot.
+func (w *Worker) receive(m *nats.Msg) {
+	w.sem <- struct{}{}
+	w.inflight.Add(1)
+	go func() {
+		defer func() { <-w.sem; w.inflight.Done() }()
+		w.serve(m)
+	}()
 }
 
 // Patterns lists the registered patterns, sorted.
