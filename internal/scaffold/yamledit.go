@@ -103,6 +103,11 @@ func splice(src []byte, root, key, workers, next *yaml.Node, name string, entry 
 	if bytes.Contains(src, []byte("\r\n")) {
 		eol = "\r\n"
 	}
+	if bytes.Count(src, []byte("\r")) != bytes.Count(src, []byte("\r\n")) {
+		// YAML breaks lines at a lone CR too, so its line numbers would
+		// not index the lines split here: let the caller re-encode.
+		return nil
+	}
 	lines := strings.SplitAfter(string(src), "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
