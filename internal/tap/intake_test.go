@@ -166,22 +166,7 @@ func TestIntakeLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	got := make(chan Exchange, 16)
-	done := make(chan error, 1)
-	go func() {
-		done <- in.Run(ctx, func(ex Exchange) {
-			if ex.Outcome != Pending {
-				got <- ex
-			}
-		}, nil)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	got := runIntake(t, in, 16)
 
 	call := func(path, status string, deadline time.Duration, silent bool) (*nats.Msg, error) {
 		m := nats.NewMsg(path)
@@ -344,20 +329,7 @@ func TestIntakeNamesWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	got := make(chan Exchange, 64)
-	done := make(chan error, 1)
-	go func() {
-		done <- in.Run(ctx, func(ex Exchange) {
-			if ex.Outcome != Pending {
-				got <- ex
-			}
-		}, nil)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	got := runIntake(t, in, 64)
 	// Discovery runs beside intake, so the first requests may be seen
 	// before the announcement is: ask until one is named.
 	deadline := time.Now().Add(20 * time.Second)
@@ -374,4 +346,27 @@ func TestIntakeNamesWorker(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// runIntake runs in until the test ends and returns the finished
+// exchanges it reports (pending ones are left out).
+func runIntake(t *testing.T, in *Intake, buffer int) <-chan Exchange {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	got := make(chan Exchange, buffer)
+	done := make(chan error, 1)
+	go func() {
+		done <- in.Run(ctx, func(ex Exchange) {
+			if ex.Outcome != Pending {
+				got <- ex
+			}
+		}, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return got
 }
