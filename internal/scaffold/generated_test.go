@@ -73,6 +73,9 @@ func TestGeneratedGoProjectBuilds(t *testing.T) {
 func TestNodeWorker(t *testing.T) {
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed: CI must check the Node worker", tool)
+			}
 			t.Skipf("%s is not installed: the Node worker cannot be checked", tool)
 		}
 	}

@@ -76,7 +76,12 @@ func (x *tmux) waitScreen(what string, ok func(string) bool) string {
 
 func TestTTY(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("this test needs tmux")
+		// The README's test command must pass with only Go installed; CI
+		// machines have tmux, so there the terminal is always driven.
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed: CI must drive metro tap in a real terminal")
+		}
+		t.Skip("tmux is not installed: metro tap is not driven in a real terminal")
 	}
 	bin := buildMetro(t)
 	s := natstest.Run(t)
