@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,4 +139,20 @@ func Do(t testing.TB, req *http.Request) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	return resp, string(b)
+}
+
+// FirstLine is a writer that hands the first thing a program writes to it
+// (its "ready" line or bound address) to C, trimmed, and drops the rest, so
+// a test waits on that line instead of sleeping.
+type FirstLine struct {
+	once sync.Once
+	C    chan string
+}
+
+// NewFirstLine returns a FirstLine ready to be written.
+func NewFirstLine() *FirstLine { return &FirstLine{C: make(chan string, 1)} }
+
+func (w *FirstLine) Write(p []byte) (int, error) {
+	w.once.Do(func() { w.C <- strings.TrimSpace(string(p)) })
+	return len(p), nil
 }

@@ -4,23 +4,16 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/metropolis-dev/metro/bench/hello"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
-
-type addrWriter chan string
-
-func (w addrWriter) Write(p []byte) (int, error) {
-	w <- strings.TrimSpace(string(p))
-	return len(p), nil
-}
 
 func TestBackendServesHello(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(addrWriter, 1)
+	addr := metrotest.NewFirstLine()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, addr) }()
 	t.Cleanup(func() {
@@ -31,7 +24,7 @@ func TestBackendServesHello(t *testing.T) {
 	})
 	var a string
 	select {
-	case a = <-addr:
+	case a = <-addr.C:
 	case <-time.After(10 * time.Second):
 		t.Fatal("backend did not announce its address")
 	}

@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -51,22 +51,10 @@ func seq(n int) []int {
 	return out
 }
 
-// lineWriter hands the first line written to it to a channel, so the test
-// waits on the responder's "ready" instead of sleeping.
-type lineWriter struct {
-	once sync.Once
-	c    chan string
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() { w.c <- string(p) })
-	return len(p), nil
-}
-
 func TestRespondAndLoad(t *testing.T) {
 	s := natstest.Run(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := &lineWriter{c: make(chan string, 1)}
+	ready := metrotest.NewFirstLine()
 	done := make(chan struct{})
 	var respErr error
 	go func() {
@@ -81,8 +69,8 @@ func TestRespondAndLoad(t *testing.T) {
 		}
 	})
 	select {
-	case line := <-ready.c:
-		if line != "ready\n" {
+	case line := <-ready.C:
+		if line != "ready" {
 			t.Fatalf("responder announced %q, want ready", line)
 		}
 	case <-done:

@@ -6,18 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
-
-type addrWriter chan string
-
-func (w addrWriter) Write(p []byte) (int, error) {
-	w <- strings.TrimSpace(string(p))
-	return len(p), nil
-}
 
 func TestRevproxyForwardsAndReusesConnections(t *testing.T) {
 	var conns atomic.Int64
@@ -35,7 +29,7 @@ func TestRevproxyForwardsAndReusesConnections(t *testing.T) {
 	t.Cleanup(backend.Close)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(addrWriter, 1)
+	addr := metrotest.NewFirstLine()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-backend", backend.URL}, addr) }()
 	t.Cleanup(func() {
@@ -46,7 +40,7 @@ func TestRevproxyForwardsAndReusesConnections(t *testing.T) {
 	})
 	var a string
 	select {
-	case a = <-addr:
+	case a = <-addr.C:
 	case <-time.After(10 * time.Second):
 		t.Fatal("revproxy did not announce its address")
 	}

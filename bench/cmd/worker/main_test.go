@@ -3,25 +3,15 @@ package main
 import (
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/bench/hello"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
-
-type lineWriter struct {
-	once sync.Once
-	c    chan string
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() { w.c <- string(p) })
-	return len(p), nil
-}
 
 // TestWorkerAnswersHello sends the request message of PROTOCOL.md section 2
 // by hand, as the gateway would for GET /hello, and checks the reply of
@@ -31,7 +21,7 @@ func TestWorkerAnswersHello(t *testing.T) {
 	t.Setenv("NATS_URL", s.ClientURL())
 	t.Setenv("METRO_PREFIX", "")
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := &lineWriter{c: make(chan string, 1)}
+	ready := metrotest.NewFirstLine()
 	done := make(chan struct{})
 	var runErr error
 	go func() {
@@ -46,7 +36,7 @@ func TestWorkerAnswersHello(t *testing.T) {
 		}
 	})
 	select {
-	case <-ready.c:
+	case <-ready.C:
 	case <-done:
 		t.Fatal("worker exited before it was ready")
 	case <-time.After(10 * time.Second):

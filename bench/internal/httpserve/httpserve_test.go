@@ -4,28 +4,21 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
-
-// addrWriter hands the announced address to a channel.
-type addrWriter chan string
-
-func (w addrWriter) Write(p []byte) (int, error) {
-	w <- strings.TrimSpace(string(p))
-	return len(p), nil
-}
 
 func TestRunServesAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(addrWriter, 1)
+	addr := metrotest.NewFirstLine()
 	done := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.URL.Path) })
 	go func() { done <- Run(ctx, "127.0.0.1:0", h, addr) }()
 	var a string
 	select {
-	case a = <-addr:
+	case a = <-addr.C:
 	case err := <-done:
 		t.Fatalf("Run returned before announcing: %v", err)
 	case <-time.After(10 * time.Second):
