@@ -3,7 +3,6 @@ package devserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
 // RouteRow is one line of the route table: a route and who serves it.
@@ -122,9 +121,6 @@ type RoutesOptions struct {
 	Wait time.Duration
 }
 
-// ErrNoServer is returned when routes has no NATS server to ask.
-var ErrNoServer = errors.New("no NATS server to ask: run metro dev here, or give --server or NATS_URL")
-
 // Routes prints the route table that running services announce now.
 func Routes(ctx context.Context, o RoutesOptions) error {
 	if o.Getenv == nil {
@@ -133,19 +129,13 @@ func Routes(ctx context.Context, o RoutesOptions) error {
 	if o.Wait <= 0 {
 		o.Wait = 500 * time.Millisecond
 	}
-	url, prefix := o.Server, o.Getenv("METRO_PREFIX")
-	if url == "" {
-		url = o.Getenv("NATS_URL")
+	t, err := natsconn.Resolve(o.Server, o.Getenv("NATS_URL"), o.Dir)
+	if err != nil {
+		return err
 	}
-	if url == "" {
-		st, err := devstate.Find(o.Dir)
-		if errors.Is(err, devstate.ErrNotRunning) {
-			return ErrNoServer
-		}
-		if err != nil {
-			return err
-		}
-		url, prefix = st.NATSURL, st.Prefix
+	url, prefix := t.URL, o.Getenv("METRO_PREFIX")
+	if t.FromDev {
+		prefix = t.Prefix
 	}
 	nc, err := nats.Connect(url, nats.Name("metro routes"), nats.Timeout(5*time.Second))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -155,7 +156,7 @@ func TestRoutes(t *testing.T) {
 	t.Run("nothing to ask", func(t *testing.T) {
 		var out bytes.Buffer
 		err := Routes(t.Context(), RoutesOptions{Getenv: noEnv, Dir: t.TempDir(), Out: &out})
-		if !errors.Is(err, ErrNoServer) {
+		if !errors.Is(err, natsconn.ErrNoServer) {
 			t.Fatalf("err = %v, want ErrNoServer", err)
 		}
 	})

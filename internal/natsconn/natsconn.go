@@ -53,33 +53,42 @@ func (a Auth) Options() ([]nats.Option, error) {
 // ErrNoServer says where a command looked for NATS and found nothing.
 var ErrNoServer = errors.New("no NATS server: pass --server URL, set NATS_URL, or start `metro dev` in this project")
 
-// Resolve returns the URL to use: flag, else $NATS_URL, else the state
-// file of a metro dev running in dir or above. prefix is that dev's
-// subject prefix when the URL came from it.
-func Resolve(flag, dir string) (url, prefix string, err error) {
-	if flag != "" {
-		return flag, "", nil
-	}
-	if env := os.Getenv("NATS_URL"); env != "" {
-		return env, "", nil
+// Target is the server a command talks to.
+type Target struct {
+	URL string
+	// Prefix is the running metro dev's subject prefix when URL came from
+	// its state file (FromDev), else "".
+	Prefix  string
+	FromDev bool
+}
+
+// Resolve returns the server to use: flag, else envURL ($NATS_URL), else
+// the state file of a metro dev running in dir or above.
+func Resolve(flag, envURL, dir string) (Target, error) {
+	switch {
+	case flag != "":
+		return Target{URL: flag}, nil
+	case envURL != "":
+		return Target{URL: envURL}, nil
 	}
 	st, err := devstate.Find(dir)
 	if errors.Is(err, devstate.ErrNotRunning) {
-		return "", "", ErrNoServer
+		return Target{}, ErrNoServer
 	}
 	if err != nil {
-		return "", "", err
+		return Target{}, err
 	}
-	return st.NATSURL, st.Prefix, nil
+	return Target{URL: st.NATSURL, Prefix: st.Prefix, FromDev: true}, nil
 }
 
 // Connect resolves and connects, failing at once (not retrying) when the
 // server is not there: a command a person runs should say so plainly.
 func Connect(flag, dir, name string, a Auth) (*nats.Conn, string, error) {
-	url, prefix, err := Resolve(flag, dir)
+	t, err := Resolve(flag, os.Getenv("NATS_URL"), dir)
 	if err != nil {
 		return nil, "", err
 	}
+	url, prefix := t.URL, t.Prefix
 	opts, err := a.Options()
 	if err != nil {
 		return nil, "", err
