@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
 // Options are the settings of one metro tap run.
@@ -60,25 +61,23 @@ func (t Target) Display() string {
 // unless one was given.
 func Resolve(o Options) (Target, error) {
 	t := Target{Prefix: o.Prefix}
+	nt, err := natsconn.Resolve(o.Server, o.EnvURL, o.Dir)
 	switch {
-	case o.Server != "":
-		t.URL, t.From = o.Server, "--server"
-	case o.EnvURL != "":
-		t.URL, t.From = o.EnvURL, "NATS_URL"
+	case errors.Is(err, natsconn.ErrNoServer):
+		return t, ErrNoServer
+	case err != nil:
+		return t, fmt.Errorf("finding the running metro dev: %w", err)
+	case !nt.FromDev:
+		t.URL, t.From = nt.URL, "NATS_URL"
+		if o.Server != "" {
+			t.From = "--server"
+		}
+	case nt.URL == "":
+		return t, fmt.Errorf("finding the running metro dev: %s names no NATS URL", devstate.RelPath)
 	default:
-		st, err := devstate.Find(o.Dir)
-		if errors.Is(err, devstate.ErrNotRunning) {
-			return t, ErrNoServer
-		}
-		if err != nil {
-			return t, fmt.Errorf("finding the running metro dev: %w", err)
-		}
-		if st.NATSURL == "" {
-			return t, fmt.Errorf("finding the running metro dev: %s names no NATS URL", devstate.RelPath)
-		}
-		t.URL, t.From = st.NATSURL, devstate.RelPath
+		t.URL, t.From = nt.URL, devstate.RelPath
 		if !o.PrefixSet {
-			t.Prefix = st.Prefix
+			t.Prefix = nt.Prefix
 		}
 	}
 	return t, nil
