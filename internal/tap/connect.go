@@ -85,17 +85,11 @@ func Resolve(o Options) (Target, error) {
 
 // Connect connects to the server t names, with o's credentials.
 func Connect(o Options, t Target) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1)}
-	if o.Creds != "" {
-		opts = append(opts, nats.UserCredentials(o.Creds))
+	auth, err := natsconn.Auth{Creds: o.Creds, NKey: o.NKey}.Options()
+	if err != nil {
+		return nil, err
 	}
-	if o.NKey != "" {
-		opt, err := nats.NkeyOptionFromSeed(o.NKey)
-		if err != nil {
-			return nil, fmt.Errorf("reading nkey seed %s: %w", o.NKey, err)
-		}
-		opts = append(opts, opt)
-	}
+	opts := append([]nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1)}, auth...)
 	nc, err := nats.Connect(t.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.Display(), t.From, err)
