@@ -1,6 +1,7 @@
-// Command revproxy is scenario (c) of the benchmark: Go's
+// Command revproxy is scenarios (c) and (g) of the benchmark: Go's
 // httputil.ReverseProxy in front of the backend, with the Transport tuned as
-// a production proxy would tune it.
+// a production proxy would tune it (c), or as NewSingleHostReverseProxy
+// ships it, on http.DefaultTransport (g, -default).
 package main
 
 import (
@@ -38,12 +39,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8082", "address to serve HTTP on")
 	backend := fs.String("backend", "http://127.0.0.1:8081", "URL of the upstream")
 	idle := fs.Int("max-idle", 256, "idle upstream connections kept (per host and in total)")
+	stock := fs.Bool("default", false, "use httputil.NewSingleHostReverseProxy as it ships, untuned")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	target, err := url.Parse(*backend)
 	if err != nil || target.Scheme == "" || target.Host == "" {
 		return fmt.Errorf("parsing -backend %q: want a URL like http://127.0.0.1:8081", *backend)
+	}
+	if *stock {
+		return httpserve.Run(ctx, *listen, httputil.NewSingleHostReverseProxy(target), stdout)
 	}
 	return httpserve.Run(ctx, *listen, newProxy(target, *idle), stdout)
 }

@@ -16,11 +16,11 @@ func Render(w io.Writer, res Result) error {
 		b.WriteString(s + "\n\n")
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tscenario\treq/s\tp50\tp99\tx nginx\tx revproxy\tof ceiling\tCPU us/req")
+	fmt.Fprintln(tw, "\tscenario\treq/s\tp50\tp99\tx nginx\tx revproxy\tx (g)\tof ceiling\tCPU us/req")
 	for _, sr := range res.Scenarios {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			sr.ID, sr.Label, sr.RPS, msString(sr.P50Ms), msString(sr.P99Ms),
-			opt(sr.XNginx, "%.2f"), opt(sr.XRevproxy, "%.2f"), opt(sr.OfCeiling, "%.2f"), cpuString(sr))
+			opt(sr.XNginx, "%.2f"), opt(sr.XRevproxy, "%.2f"), opt(sr.XRevproxyDefault, "%.2f"), opt(sr.OfCeiling, "%.2f"), cpuString(sr))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rendering the table: %w", err)

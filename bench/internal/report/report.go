@@ -23,7 +23,7 @@ import (
 
 // Scenario is one of the set-ups the benchmark measures.
 type Scenario struct {
-	ID    string // a..f, as in issue 10 and bench/README.md
+	ID    string // a..g, as in bench/README.md (a..f as in issue 10)
 	Name  string // short key used in JSON
 	Label string // what stands in front of the hello handler
 }
@@ -33,6 +33,7 @@ var Scenarios = []Scenario{
 	{"a", "direct", "hello handler, direct HTTP"},
 	{"b", "nginx", "nginx -> backend"},
 	{"c", "revproxy", "httputil.ReverseProxy -> backend"},
+	{"g", "revproxy_default", "ReverseProxy, default Transport -> backend"},
 	{"d", "metro", "metro gateway -> nats-server -> worker"},
 	{"e", "metro_embedded", "metro gateway with embedded NATS -> worker"},
 	{"f", "nats", "raw NATS request/reply, no HTTP"},

@@ -40,8 +40,8 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if len(samples) != 18 {
-		t.Fatalf("loaded %d samples, want 18", len(samples))
+	if len(samples) != 21 {
+		t.Fatalf("loaded %d samples, want 21", len(samples))
 	}
 	res, err := Summarize(meta, samples, 100)
 	if err != nil {
@@ -93,21 +93,22 @@ func TestSummarize(t *testing.T) {
 			name: "ratios, ceiling and goals met",
 			in: []Sample{
 				wrk("a", 1, 1000, 1, nil), wrk("b", 1, 400, 10, nil), wrk("c", 1, 100, 10, nil),
-				wrk("d", 1, 250, 20, nil), wrk("f", 1, 1000, 1, nil),
+				wrk("g", 1, 50, 10, nil), wrk("d", 1, 250, 20, nil), wrk("f", 1, 1000, 1, nil),
 			},
 			check: func(t *testing.T, r Result) {
 				if r.CeilingRPS == nil || *r.CeilingRPS != 500 {
 					t.Errorf("ceiling = %v, want 500", r.CeilingRPS)
 				}
 				d := find(t, r, "d")
-				if *d.XNginx != 0.625 || *d.XRevproxy != 2.5 || *d.P99XNginx != 2 || *d.OfCeiling != 0.5 {
-					t.Errorf("d ratios: x nginx %v, x revproxy %v, p99 %v, of ceiling %v", *d.XNginx, *d.XRevproxy, *d.P99XNginx, *d.OfCeiling)
+				if *d.XNginx != 0.625 || *d.XRevproxy != 2.5 || *d.XRevproxyDefault != 5 || *d.P99XNginx != 2 || *d.OfCeiling != 0.5 {
+					t.Errorf("d ratios: x nginx %v, x revproxy %v, x default revproxy %v, p99 %v, of ceiling %v",
+						*d.XNginx, *d.XRevproxy, *d.XRevproxyDefault, *d.P99XNginx, *d.OfCeiling)
 				}
 				if f := find(t, r, "f"); f.XNginx != nil || f.OfCeiling != nil {
 					t.Errorf("raw NATS got HTTP ratios: %+v", f)
 				}
-				if len(r.Goals) != 3 {
-					t.Fatalf("goals %+v, want three", r.Goals)
+				if len(r.Goals) != 4 {
+					t.Fatalf("goals %+v, want four", r.Goals)
 				}
 				for _, g := range r.Goals {
 					if !g.Met {
@@ -135,7 +136,7 @@ func TestSummarize(t *testing.T) {
 		},
 		{
 			name: "goals not met",
-			in:   []Sample{wrk("b", 1, 400, 10, nil), wrk("c", 1, 300, 10, nil), wrk("d", 1, 150, 30, nil)},
+			in:   []Sample{wrk("b", 1, 400, 10, nil), wrk("c", 1, 300, 10, nil), wrk("g", 1, 100, 10, nil), wrk("d", 1, 150, 30, nil)},
 			check: func(t *testing.T, r Result) {
 				for _, g := range r.Goals {
 					if g.Met {

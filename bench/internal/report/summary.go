@@ -35,6 +35,9 @@ type ScenarioResult struct {
 	P99Ms     float64  `json:"p99_ms"`
 	XNginx    *float64 `json:"x_nginx,omitempty"`
 	XRevproxy *float64 `json:"x_revproxy,omitempty"`
+	// XRevproxyDefault is the ratio to (g), ReverseProxy on Go's default
+	// Transport, which keeps 2 idle connections per host.
+	XRevproxyDefault *float64 `json:"x_revproxy_default,omitempty"`
 	// XNginxPaired and XRevproxyPaired are the medians of the per-round
 	// ratios (this scenario's req/s over nginx's in the same round). On a
 	// machine shared with other work they move less than the ratio of
@@ -155,7 +158,7 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 	if a != nil && f != nil && a.RPS > 0 && f.RPS > 0 {
 		res.CeilingRPS = ptr(round(1/(1/a.RPS+1/f.RPS), 1))
 	}
-	nginx, rp := byID["b"], byID["c"]
+	nginx, rp, rpDefault := byID["b"], byID["c"], byID["g"]
 	for i := range res.Scenarios {
 		sr := &res.Scenarios[i]
 		if sr.ID == "f" {
@@ -172,6 +175,9 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 		if rp != nil && rp.RPS > 0 {
 			sr.XRevproxy = ptr(round(sr.RPS/rp.RPS, 3))
 		}
+		if rpDefault != nil && rpDefault.RPS > 0 {
+			sr.XRevproxyDefault = ptr(round(sr.RPS/rpDefault.RPS, 3))
+		}
 		sr.XNginxPaired = paired(samples, sr.ID, "b")
 		sr.XRevproxyPaired = paired(samples, sr.ID, "c")
 		if res.CeilingRPS != nil && (sr.ID == "d" || sr.ID == "e") {
@@ -184,6 +190,9 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 		}
 		if d.XRevproxy != nil {
 			res.Goals = append(res.Goals, Goal{What: "metro (d) req/s vs ReverseProxy", Value: *d.XRevproxy, Target: 2, Met: *d.XRevproxy >= 2})
+		}
+		if d.XRevproxyDefault != nil {
+			res.Goals = append(res.Goals, Goal{What: "metro (d) req/s vs ReverseProxy, default Transport", Value: *d.XRevproxyDefault, Target: 2, Met: *d.XRevproxyDefault >= 2})
 		}
 		if d.P99XNginx != nil {
 			res.Goals = append(res.Goals, Goal{What: "metro (d) p99 vs nginx", Value: *d.P99XNginx, Target: 2, AtMost: true, Met: *d.P99XNginx <= 2})
