@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
@@ -205,6 +206,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			nats.MaxReconnects(-1),
 			nats.RetryOnFailedConnect(true),
 			nats.ReconnectBufSize(8 << 20),
+			natsconn.Coalesce(),
 		}, w.opts.NATSOptions...)
 		var err error
 		if nc, err = nats.Connect(url, opts...); err != nil {
