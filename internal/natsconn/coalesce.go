@@ -3,6 +3,7 @@ package natsconn
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -103,6 +104,12 @@ func (c *coalescingConn) send() {
 			c.mu.Unlock()
 			return
 		}
+		// Let whatever else is runnable go first: under load those are
+		// goroutines about to publish, and their messages join this send.
+		// With nothing else to run this returns at once.
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
 		batch := c.pending
 		c.pending = c.spare[:0]
 		c.mu.Unlock()
