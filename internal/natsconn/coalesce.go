@@ -37,7 +37,7 @@ func (d *coalescingDialer) Dial(network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCoalescingConn(c, d.writeTimeout, maxPending), nil
+	return newCoalescingConn(c, d.writeTimeout, maxPending, closeGrace), nil
 }
 
 // maxPending is how much a connection holds unsent before Write waits: the
@@ -54,6 +54,7 @@ type coalescingConn struct {
 	net.Conn
 	timeout time.Duration // per send; 0 means none
 	limit   int
+	grace   time.Duration // how long Close waits for pending data to go
 
 	mu      sync.Mutex
 	more    sync.Cond // signals the sender: data pending, or closing
@@ -65,8 +66,8 @@ type coalescingConn struct {
 	done    chan struct{} // closed when the sender has returned
 }
 
-func newCoalescingConn(c net.Conn, timeout time.Duration, limit int) *coalescingConn {
-	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, done: make(chan struct{})}
+func newCoalescingConn(c net.Conn, timeout time.Duration, limit int, grace time.Duration) *coalescingConn {
+	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, grace: grace, done: make(chan struct{})}
 	cc.more.L, cc.room.L = &cc.mu, &cc.mu
 	go cc.send()
 	return cc
@@ -148,15 +149,15 @@ func (c *coalescingConn) SetDeadline(t time.Time) error { return c.Conn.SetReadD
 // SetWriteDeadline is accepted and ignored, for the same reason.
 func (c *coalescingConn) SetWriteDeadline(time.Time) error { return nil }
 
-// Close sends what is pending (waiting at most closeGrace), then closes
-// the connection.
+// Close sends what is pending (waiting at most the grace period), then
+// closes the connection.
 func (c *coalescingConn) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.more.Signal()
 	c.room.Broadcast()
 	c.mu.Unlock()
-	t := time.NewTimer(closeGrace)
+	t := time.NewTimer(c.grace)
 	defer t.Stop()
 	select {
 	case <-c.done:

@@ -1,6 +1,7 @@
-// Package natsconn is how commands find a NATS server and authenticate to
-// it: an explicit URL, else $NATS_URL, else the running metro dev, and the
-// credential and TLS options that nats.go supports.
+// Package natsconn is how metro connects to NATS: how commands find a
+// server (an explicit URL, else $NATS_URL, else the running metro dev), the
+// credential and TLS options that nats.go supports, and the coalescing
+// socket that the gateway and workers send their traffic through.
 package natsconn
 
 import (
