@@ -33,6 +33,10 @@ const (
 	DefaultVersion      = "0.0.0"
 )
 
+// poolIdle is how long a handler goroutine waits for another message
+// before it ends.
+const poolIdle = 10 * time.Second
+
 // Options configure a worker; zero values take the defaults above.
 type Options struct {
 	Name        string
@@ -82,6 +86,7 @@ type Worker struct {
 	running  atomic.Bool
 	inflight sync.WaitGroup
 	sem      chan struct{}
+	pool     *pool
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
@@ -218,6 +223,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
 	w.sem = make(chan struct{}, w.opts.Concurrency)
+	w.pool = &pool{serve: w.serve, done: func() { <-w.sem; w.inflight.Done() }}
+	stopPool, poolDone := make(chan struct{}), make(chan struct{})
+	go func() { w.pool.sweep(stopPool, poolIdle); close(poolDone) }()
+	// Idle handler goroutines end with Run; busy ones (past a drain
+	// timeout) as soon as their handler returns.
+	defer func() { close(stopPool); <-poolDone }()
 	w.started = time.Now().UTC()
 
 	var health *healthServer
@@ -313,10 +324,7 @@ func unsubscribe(subs []*nats.Subscription) {
 func (w *Worker) receive(m *nats.Msg) {
 	w.sem <- struct{}{}
 	w.inflight.Add(1)
-	go func() {
-		defer func() { <-w.sem; w.inflight.Done() }()
-		w.serve(m)
-	}()
+	w.pool.dispatch(m)
 }
 
 // Patterns lists the registered patterns, sorted.

@@ -1,0 +1,141 @@
+package worker
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+)
+
+// settleGoroutines waits until no more than want goroutines run, and
+// fails with a dump of them if that does not happen.
+func settleGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testPool returns a pool whose serve, for a message with a Reply, waits
+// until release[Reply] is closed, and reports each finished message's
+// Subject on served.
+func testPool(release map[string]chan struct{}) (p *pool, served chan string) {
+	served = make(chan string, 100)
+	p = &pool{
+		serve: func(m *nats.Msg) {
+			if m.Reply != "" {
+				<-release[m.Reply]
+			}
+			served <- m.Subject
+		},
+		done: func() {},
+	}
+	return p, served
+}
+
+func idle(p *pool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+func TestPoolReusesGoroutines(t *testing.T) {
+	p, served := testPool(nil)
+	for i := range 5 {
+		p.dispatch(&nats.Msg{Subject: "one"})
+		<-served
+		// The goroutine parks after done; wait until it has.
+		for deadline := time.Now().Add(5 * time.Second); idle(p) != 1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("after message %d, %d idle goroutines, want 1", i, idle(p))
+			}
+			runtime.Gosched()
+		}
+	}
+	stop := make(chan struct{})
+	close(stop)
+	p.sweep(stop, time.Hour)
+	if n := idle(p); n != 0 {
+		t.Errorf("%d idle goroutines after the pool closed", n)
+	}
+}
+
+func TestPoolRetiresIdleAndEndsBusyOnClose(t *testing.T) {
+	base := runtime.NumGoroutine()
+	release := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{}), "c": make(chan struct{})}
+	p, served := testPool(release)
+	for s := range release {
+		p.dispatch(&nats.Msg{Subject: s, Reply: s})
+	}
+	close(release["a"])
+	close(release["b"])
+	<-served
+	<-served
+	for deadline := time.Now().Add(5 * time.Second); idle(p) != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle goroutines, want 2", idle(p))
+		}
+		runtime.Gosched()
+	}
+	p.retire(time.Now().Add(time.Hour)) // everyone idle is past it
+	if n := idle(p); n != 0 {
+		t.Fatalf("%d idle after retire, want 0", n)
+	}
+	settleGoroutines(t, base+1) // c is still busy
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() { p.sweep(stop, time.Hour) })
+	close(stop)
+	wg.Wait()
+	close(release["c"]) // finishes after the pool closed: its goroutine ends
+	<-served
+	settleGoroutines(t, base)
+	if n := idle(p); n != 0 {
+		t.Errorf("a goroutine parked in a closed pool")
+	}
+}
+
+// A worker that has served requests leaves no goroutine behind when Run
+// returns: not its handlers', nor its connection's.
+func TestWorkerLeavesNoGoroutines(t *testing.T) {
+	ns := natstest.Run(t)
+	nc := natstest.Connect(t, ns)
+	// The first request starts the requester's own reply subscription.
+	_, _ = nc.Request("nobody.listens", nil, 5*time.Second)
+	base := runtime.NumGoroutine()
+	w := New(Options{Name: "leak", URL: ns.ClientURL(), Logger: quiet})
+	for p, h := range handlers() {
+		if err := w.Handle(p, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-w.Ready()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := nc.RequestMsg(request("GET", "/users/7", "", "", time.Now().Add(time.Minute)), 10*time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	settleGoroutines(t, base)
+}
