@@ -48,8 +48,12 @@ const maxPending = 8 << 20
 // closeGrace bounds how long Close waits for what is pending to be sent.
 const closeGrace = 5 * time.Second
 
-// coalescingConn is a net.Conn whose writes are sent by its own goroutine.
-// Reads and everything else go to the underlying connection.
+// coalescingConn is a net.Conn whose writes are sent by a goroutine of its
+// own, which runs while there is something to send and ends when there is
+// not: an idle or abandoned connection holds no goroutine (nats.go drops a
+// connection without closing it when the server refuses CONNECT on a
+// reconnect, and leaves it to the collector). Reads and everything else go
+// to the underlying connection.
 type coalescingConn struct {
 	net.Conn
 	timeout time.Duration // per send; 0 means none
@@ -57,19 +61,18 @@ type coalescingConn struct {
 	grace   time.Duration // how long Close waits for pending data to go
 
 	mu      sync.Mutex
-	more    sync.Cond // signals the sender: data pending, or closing
-	room    sync.Cond // signals writers: the pending buffer shrank
+	changed sync.Cond // broadcast when pending shrinks or sending ends
 	pending []byte
 	spare   []byte // the buffer last sent, reused for the next batch
+	sending bool   // a sender goroutine is running
 	err     error  // first send error; every later Write returns it
 	closing bool
-	done    chan struct{} // closed when the sender has returned
+	expired bool // Close has waited its grace period
 }
 
 func newCoalescingConn(c net.Conn, timeout time.Duration, limit int, grace time.Duration) *coalescingConn {
-	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, grace: grace, done: make(chan struct{})}
-	cc.more.L, cc.room.L = &cc.mu, &cc.mu
-	go cc.send()
+	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, grace: grace}
+	cc.changed.L = &cc.mu
 	return cc
 }
 
@@ -79,7 +82,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && !c.closing && len(c.pending) >= c.limit {
-		c.room.Wait()
+		c.changed.Wait()
 	}
 	switch {
 	case c.err != nil:
@@ -88,23 +91,19 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	c.pending = append(c.pending, p...)
-	c.more.Signal()
+	if !c.sending {
+		c.sending = true
+		go c.send()
+	}
 	return len(p), nil
 }
 
-// send is the connection's sender goroutine; it returns once the
-// connection is closing with nothing left to send, or a send has failed.
+// send sends what is pending until nothing is, or a send fails.
 func (c *coalescingConn) send() {
-	defer close(c.done)
 	c.mu.Lock()
-	for {
-		for len(c.pending) == 0 && !c.closing {
-			c.more.Wait()
-		}
-		if len(c.pending) == 0 {
-			c.mu.Unlock()
-			return
-		}
+	defer c.mu.Unlock()
+	defer c.changed.Broadcast()
+	for len(c.pending) > 0 {
 		// Let whatever else is runnable go first: under load those are
 		// goroutines about to publish, and their messages join this send.
 		// With nothing else to run this returns at once.
@@ -119,17 +118,18 @@ func (c *coalescingConn) send() {
 
 		c.mu.Lock()
 		c.spare = batch
-		c.room.Broadcast()
+		c.changed.Broadcast()
 		if err != nil {
 			c.err = err
-			c.mu.Unlock()
+			c.pending = nil
 			// A batch sent in part leaves half a protocol operation on
 			// the wire: the connection is done, and closing it makes
 			// nats.go's reader notice and reconnect.
 			c.Conn.Close()
-			return
+			break
 		}
 	}
+	c.sending = false
 }
 
 func (c *coalescingConn) write(b []byte) error {
@@ -152,22 +152,36 @@ func (c *coalescingConn) SetWriteDeadline(time.Time) error { return nil }
 // Close sends what is pending (waiting at most the grace period), then
 // closes the connection.
 func (c *coalescingConn) Close() error {
+	t := time.AfterFunc(c.grace, func() {
+		c.mu.Lock()
+		c.expired = true
+		c.changed.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
 	c.mu.Lock()
 	c.closing = true
-	c.more.Signal()
-	c.room.Broadcast()
-	c.mu.Unlock()
-	t := time.NewTimer(c.grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-	case <-t.C:
+	c.changed.Broadcast() // writers waiting for room give up
+	for c.sending && !c.expired {
+		c.changed.Wait()
 	}
+	c.mu.Unlock()
 	err := c.Conn.Close()
-	<-c.done // a send blocked past the grace period fails once closed
+	c.mu.Lock()
+	for c.sending { // a send stuck past the grace period fails once closed
+		c.changed.Wait()
+	}
+	c.mu.Unlock()
 	if errors.Is(err, net.ErrClosed) {
 		// The sender closed it after a failed send.
 		return nil
 	}
 	return err
+}
+
+// idle reports whether no sender goroutine runs.
+func (c *coalescingConn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.sending
 }

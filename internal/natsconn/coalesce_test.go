@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,14 @@ func TestCoalescedWritesKeepOrderAndShareASend(t *testing.T) {
 		}
 	}
 	close(g.gate)
+	// With nothing left to send, no goroutine stays behind for this
+	// connection, closed or not.
+	for deadline := time.Now().Add(10 * time.Second); !c.idle(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the sender is still running with nothing to send")
+		}
+		runtime.Gosched()
+	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -106,9 +115,7 @@ func TestCoalescedWritesKeepOrderAndShareASend(t *testing.T) {
 	if n := g.writes.Load(); n != 2 {
 		t.Errorf("%d sends for 5 writes, want 2: the four written during the first send go together", n)
 	}
-	select {
-	case <-c.done:
-	default:
+	if !c.idle() {
 		t.Error("the sender goroutine is still running after Close")
 	}
 }
@@ -153,7 +160,9 @@ func TestCoalescingSendErrorReachesLaterWrites(t *testing.T) {
 	if _, err := c.Write([]byte("a")); err != nil {
 		t.Fatalf("first Write: %v (it only queues)", err)
 	}
-	<-c.done // the failed send ends the sender
+	for !c.idle() { // the failed send ends the sender
+		runtime.Gosched()
+	}
 	if _, err := c.Write([]byte("b")); !errors.Is(err, g.fail) {
 		t.Errorf("Write after a failed send = %v, want %v", err, g.fail)
 	}
