@@ -48,20 +48,27 @@ const maxPending = 8 << 20
 // closeGrace bounds how long Close waits for what is pending to be sent.
 const closeGrace = 5 * time.Second
 
+// senderIdle is how long a connection's sender waits for more to send
+// before it ends; the next write starts another.
+const senderIdle = time.Second
+
 // coalescingConn is a net.Conn whose writes are sent by a goroutine of its
-// own, which runs while there is something to send and ends when there is
-// not: an idle or abandoned connection holds no goroutine (nats.go drops a
-// connection without closing it when the server refuses CONNECT on a
-// reconnect, and leaves it to the collector). Reads and everything else go
-// to the underlying connection.
+// own. The sender stays while traffic flows (a new goroutine per send
+// would grow a fresh stack each time) and ends once idle, so an abandoned
+// connection holds no goroutine: nats.go drops a connection without
+// closing it when the server refuses CONNECT on a reconnect, and leaves it
+// to the collector. Reads and everything else go to the underlying
+// connection.
 type coalescingConn struct {
 	net.Conn
 	timeout time.Duration // per send; 0 means none
 	limit   int
 	grace   time.Duration // how long Close waits for pending data to go
 
+	kick chan struct{} // wakes a waiting sender: data pending, or closing
+
 	mu      sync.Mutex
-	changed sync.Cond // broadcast when pending shrinks or sending ends
+	changed sync.Cond // broadcast when pending shrinks or the sender ends
 	pending []byte
 	spare   []byte // the buffer last sent, reused for the next batch
 	sending bool   // a sender goroutine is running
@@ -71,7 +78,7 @@ type coalescingConn struct {
 }
 
 func newCoalescingConn(c net.Conn, timeout time.Duration, limit int, grace time.Duration) *coalescingConn {
-	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, grace: grace}
+	cc := &coalescingConn{Conn: c, timeout: timeout, limit: limit, grace: grace, kick: make(chan struct{}, 1)}
 	cc.changed.L = &cc.mu
 	return cc
 }
@@ -91,19 +98,51 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	c.pending = append(c.pending, p...)
-	if !c.sending {
-		c.sending = true
-		go c.send()
-	}
+	c.wake()
 	return len(p), nil
 }
 
-// send sends what is pending until nothing is, or a send fails.
+// wake starts the sender, or wakes it if it waits. c.mu is held.
+func (c *coalescingConn) wake() {
+	if !c.sending {
+		c.sending = true
+		go c.send()
+		return
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default: // a wake-up is already due
+	}
+}
+
+// send sends what is pending until the connection closes, a send fails,
+// or nothing has come for senderIdle.
 func (c *coalescingConn) send() {
+	idle := time.NewTimer(senderIdle)
+	defer idle.Stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.changed.Broadcast()
-	for len(c.pending) > 0 {
+	for {
+		for len(c.pending) == 0 {
+			if c.closing {
+				c.sending = false
+				return
+			}
+			c.mu.Unlock()
+			idle.Reset(senderIdle)
+			expired := false
+			select {
+			case <-c.kick:
+			case <-idle.C:
+				expired = true
+			}
+			c.mu.Lock()
+			if expired && len(c.pending) == 0 {
+				c.sending = false
+				return
+			}
+		}
 		// Let whatever else is runnable go first: under load those are
 		// goroutines about to publish, and their messages join this send.
 		// With nothing else to run this returns at once.
@@ -122,14 +161,14 @@ func (c *coalescingConn) send() {
 		if err != nil {
 			c.err = err
 			c.pending = nil
+			c.sending = false
 			// A batch sent in part leaves half a protocol operation on
 			// the wire: the connection is done, and closing it makes
 			// nats.go's reader notice and reconnect.
 			c.Conn.Close()
-			break
+			return
 		}
 	}
-	c.sending = false
 }
 
 func (c *coalescingConn) write(b []byte) error {
@@ -162,6 +201,9 @@ func (c *coalescingConn) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.changed.Broadcast() // writers waiting for room give up
+	if c.sending {
+		c.wake()
+	}
 	for c.sending && !c.expired {
 		c.changed.Wait()
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,7 +103,7 @@ func TestCoalescedWritesKeepOrderAndShareASend(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the sender is still running with nothing to send")
 		}
-		runtime.Gosched()
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -161,7 +160,7 @@ func TestCoalescingSendErrorReachesLaterWrites(t *testing.T) {
 		t.Fatalf("first Write: %v (it only queues)", err)
 	}
 	for !c.idle() { // the failed send ends the sender
-		runtime.Gosched()
+		time.Sleep(5 * time.Millisecond)
 	}
 	if _, err := c.Write([]byte("b")); !errors.Is(err, g.fail) {
 		t.Errorf("Write after a failed send = %v, want %v", err, g.fail)
