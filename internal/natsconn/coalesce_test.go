@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/natstest"
@@ -262,5 +263,39 @@ func TestCoalesceDeliversEverythingThroughNATS(t *testing.T) {
 	defer mu.Unlock()
 	if len(bad) > 0 {
 		t.Errorf("%d messages out of order or malformed, first: %s", len(bad), bad[0])
+	}
+}
+
+// A coalescing connection survives the server going away: nats.go dials a
+// new one when the server is back, and traffic flows again.
+func TestCoalesceReconnects(t *testing.T) {
+	ns := natstest.Run(t)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(ns.ClientURL(), Coalesce(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe("echo", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected after the server stopped")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	natstest.RunWith(t, &server.Options{Host: "127.0.0.1", Port: port})
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		r, err := nc.Request("echo", []byte("again"), time.Second)
+		if err == nil && string(r.Data) == "again" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer after the server came back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
