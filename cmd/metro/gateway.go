@@ -113,6 +113,7 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	if o.accessLog {
 		sc.AccessLog = o.io.ErrOut
 	}
+	log.Debug("garbage collection target", "gogc", proxy.TuneGC(os.Getenv))
 	ctx := cmd.Context()
 	srv, err := proxy.NewServer(ctx, sc)
 	if err != nil {
