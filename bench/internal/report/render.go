@@ -37,7 +37,11 @@ func Render(w io.Writer, res Result) error {
 		if !g.Met {
 			verdict = "NOT met"
 		}
-		fmt.Fprintf(&b, "goal: %s %.2fx (target %s %gx): %s\n", g.What, g.Value, op, g.Target, verdict)
+		value := fmt.Sprintf("%.2fx", g.Value)
+		if g.OfMedians != nil {
+			value = fmt.Sprintf("%.2fx per round (%.2fx of medians)", g.Value, *g.OfMedians)
+		}
+		fmt.Fprintf(&b, "goal: %s %s (target %s %gx): %s\n", g.What, value, op, g.Target, verdict)
 	}
 	for _, sr := range res.Scenarios {
 		if sr.Errors > 0 {

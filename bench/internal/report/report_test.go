@@ -135,6 +135,23 @@ func TestSummarize(t *testing.T) {
 			},
 		},
 		{
+			name: "throughput goals are judged per round",
+			in: []Sample{
+				wrk("b", 1, 100, 1, nil), wrk("b", 2, 400, 1, nil), wrk("b", 3, 200, 1, nil),
+				wrk("d", 1, 60, 1, nil), wrk("d", 2, 100, 1, nil), wrk("d", 3, 150, 1, nil),
+			},
+			check: func(t *testing.T, r Result) {
+				// Per round 0.6, 0.25, 0.75: median 0.6. Ratio of medians: 100/200.
+				if len(r.Goals) == 0 {
+					t.Fatal("no goals")
+				}
+				g := r.Goals[0]
+				if g.Value != 0.6 || g.OfMedians == nil || *g.OfMedians != 0.5 || !g.Met {
+					t.Errorf("goal %+v (of medians %v); want 0.6 per round, 0.5 of medians, met", g, g.OfMedians)
+				}
+			},
+		},
+		{
 			name: "goals not met",
 			in:   []Sample{wrk("b", 1, 400, 10, nil), wrk("c", 1, 300, 10, nil), wrk("g", 1, 100, 10, nil), wrk("d", 1, 150, 30, nil)},
 			check: func(t *testing.T, r Result) {
