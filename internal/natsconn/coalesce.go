@@ -19,6 +19,10 @@ import (
 // Coalesce, a write only appends to a buffer; one goroutine per connection
 // sends whatever has gathered while its previous send was under way, so
 // the busier the connection, the more each send carries.
+//
+// It dials with nats.go's default connect timeout (2s) and bounds each
+// send by its default flusher timeout (1m): a custom dialer does not see
+// the connection's other options.
 func Coalesce() nats.Option {
 	d := nats.GetDefaultOptions()
 	return nats.SetCustomDialer(&coalescingDialer{
