@@ -75,7 +75,7 @@ type Gateway struct {
 	metrics        *metrics
 	unmatched      *routeMetrics
 	log            *slog.Logger
-	access         *slog.Logger
+	access         slog.Handler // the access log's, nil for none
 	ready          atomic.Bool
 }
 
@@ -91,7 +91,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
 		inbox:          newInbox(nc),
 		log:            cfg.Logger,
-		access:         cfg.AccessLog,
+		access:         handlerOf(cfg.AccessLog),
 	}
 	// Three rounds of discovery, so one slow answer does not turn away
 	// requests that a worker would have served.
@@ -329,6 +329,13 @@ func allowHeader(methods []string) string {
 	return strings.Join(slices.Compact(out), ", ")
 }
 
+func handlerOf(l *slog.Logger) slog.Handler {
+	if l == nil {
+		return nil
+	}
+	return l.Handler()
+}
+
 func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Duration) {
 	route := ""
 	if x.route != nil {
@@ -348,5 +355,14 @@ func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Dur
 	if x.err != "" {
 		attrs = append(attrs, slog.String("error", x.err))
 	}
-	g.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	// Straight to the handler: Logger.LogAttrs would also look up the
+	// caller's program counter, which no access line shows and which cost
+	// 2% of the gateway's CPU.
+	ctx := r.Context()
+	if !g.access.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = g.access.Handle(ctx, rec)
 }
