@@ -91,7 +91,9 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
 		inbox:          newInbox(nc),
 		log:            cfg.Logger,
-		access:         handlerOf(cfg.AccessLog),
+	}
+	if cfg.AccessLog != nil {
+		g.access = cfg.AccessLog.Handler()
 	}
 	// Three rounds of discovery, so one slow answer does not turn away
 	// requests that a worker would have served.
@@ -327,13 +329,6 @@ func allowHeader(methods []string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(slices.Compact(out), ", ")
-}
-
-func handlerOf(l *slog.Logger) slog.Handler {
-	if l == nil {
-		return nil
-	}
-	return l.Handler()
 }
 
 func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Duration) {

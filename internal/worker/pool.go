@@ -17,8 +17,7 @@ import (
 // The pool does not bound concurrency: the worker's semaphore does, before
 // a message is handed over.
 type pool struct {
-	serve func(*nats.Msg) // called for each message; must not block forever
-	done  func()          // called after each serve
+	serve func(*nats.Msg) // called for each message
 
 	mu     sync.Mutex
 	idle   []*hand // LIFO: the last to finish has the warmest stack
@@ -29,6 +28,15 @@ type pool struct {
 type hand struct {
 	ch    chan *nats.Msg
 	since time.Time
+}
+
+// startPool returns a pool serving with serve, whose idle goroutines end
+// after idle; stop closes it.
+func startPool(serve func(*nats.Msg), idle time.Duration) (p *pool, stop func()) {
+	p = &pool{serve: serve}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() { p.sweep(quit, idle); close(done) }()
+	return p, func() { close(quit); <-done }
 }
 
 // dispatch has m served by an idle goroutine, or a new one.
@@ -50,7 +58,6 @@ func (p *pool) run(m *nats.Msg) {
 	h := &hand{ch: make(chan *nats.Msg, 1)}
 	for m != nil {
 		p.serve(m)
-		p.done()
 		if !p.park(h) {
 			return
 		}

@@ -26,21 +26,18 @@ func settleGoroutines(t *testing.T, want int) {
 	}
 }
 
-// testPool returns a pool whose serve, for a message with a Reply, waits
+// testPool starts a pool whose serve, for a message with a Reply, waits
 // until release[Reply] is closed, and reports each finished message's
-// Subject on served.
-func testPool(release map[string]chan struct{}) (p *pool, served chan string) {
+// Subject on served. Only retire ends idle goroutines before stop.
+func testPool(release map[string]chan struct{}) (p *pool, stop func(), served chan string) {
 	served = make(chan string, 100)
-	p = &pool{
-		serve: func(m *nats.Msg) {
-			if m.Reply != "" {
-				<-release[m.Reply]
-			}
-			served <- m.Subject
-		},
-		done: func() {},
-	}
-	return p, served
+	p, stop = startPool(func(m *nats.Msg) {
+		if m.Reply != "" {
+			<-release[m.Reply]
+		}
+		served <- m.Subject
+	}, time.Hour)
+	return p, stop, served
 }
 
 func idle(p *pool) int {
@@ -50,7 +47,7 @@ func idle(p *pool) int {
 }
 
 func TestPoolReusesGoroutines(t *testing.T) {
-	p, served := testPool(nil)
+	p, stop, served := testPool(nil)
 	for i := range 5 {
 		p.dispatch(&nats.Msg{Subject: "one"})
 		<-served
@@ -62,9 +59,7 @@ func TestPoolReusesGoroutines(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	stop := make(chan struct{})
-	close(stop)
-	p.sweep(stop, time.Hour)
+	stop()
 	if n := idle(p); n != 0 {
 		t.Errorf("%d idle goroutines after the pool closed", n)
 	}
@@ -73,7 +68,7 @@ func TestPoolReusesGoroutines(t *testing.T) {
 func TestPoolRetiresIdleAndEndsBusyOnClose(t *testing.T) {
 	base := runtime.NumGoroutine()
 	release := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{}), "c": make(chan struct{})}
-	p, served := testPool(release)
+	p, stop, served := testPool(release)
 	for s := range release {
 		p.dispatch(&nats.Msg{Subject: s, Reply: s})
 	}
@@ -91,13 +86,9 @@ func TestPoolRetiresIdleAndEndsBusyOnClose(t *testing.T) {
 	if n := idle(p); n != 0 {
 		t.Fatalf("%d idle after retire, want 0", n)
 	}
-	settleGoroutines(t, base+1) // c is still busy
+	settleGoroutines(t, base+2) // the sweeper, and c still busy
 
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Go(func() { p.sweep(stop, time.Hour) })
-	close(stop)
-	wg.Wait()
+	stop()
 	close(release["c"]) // finishes after the pool closed: its goroutine ends
 	<-served
 	settleGoroutines(t, base)

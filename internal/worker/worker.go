@@ -223,12 +223,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
 	w.sem = make(chan struct{}, w.opts.Concurrency)
-	w.pool = &pool{serve: w.serve, done: func() { <-w.sem; w.inflight.Done() }}
-	stopPool, poolDone := make(chan struct{}), make(chan struct{})
-	go func() { w.pool.sweep(stopPool, poolIdle); close(poolDone) }()
+	pool, stopPool := startPool(func(m *nats.Msg) {
+		w.serve(m)
+		<-w.sem
+		w.inflight.Done()
+	}, poolIdle)
+	w.pool = pool
 	// Idle handler goroutines end with Run; busy ones (past a drain
 	// timeout) as soon as their handler returns.
-	defer func() { close(stopPool); <-poolDone }()
+	defer stopPool()
 	w.started = time.Now().UTC()
 
 	var health *healthServer
