@@ -71,14 +71,14 @@ type coalescingConn struct {
 
 	kick chan struct{} // wakes a waiting sender: data pending, or closing
 
-	mu      sync.Mutex
-	changed sync.Cond // broadcast when pending shrinks or the sender ends
-	pending []byte
-	spare   []byte // the buffer last sent, reused for the next batch
-	sending bool   // a sender goroutine is running
-	err     error  // first send error; every later Write returns it
-	closing bool
-	expired bool // Close has waited its grace period
+	mu        sync.Mutex
+	changed   sync.Cond // broadcast when pending shrinks or the sender ends
+	pending   []byte
+	spare     []byte // the buffer last sent, reused for the next batch
+	sending   bool   // a sender goroutine is running
+	err       error  // first send error; every later Write returns it
+	closing   bool
+	graceOver bool // Close has waited its grace period
 }
 
 func newCoalescingConn(c net.Conn, timeout time.Duration, limit int, grace time.Duration) *coalescingConn {
@@ -135,14 +135,14 @@ func (c *coalescingConn) send() {
 			}
 			c.mu.Unlock()
 			idle.Reset(senderIdle)
-			expired := false
+			timedOut := false
 			select {
 			case <-c.kick:
 			case <-idle.C:
-				expired = true
+				timedOut = true
 			}
 			c.mu.Lock()
-			if expired && len(c.pending) == 0 {
+			if timedOut && len(c.pending) == 0 {
 				c.sending = false
 				return
 			}
@@ -197,7 +197,7 @@ func (c *coalescingConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *coalescingConn) Close() error {
 	t := time.AfterFunc(c.grace, func() {
 		c.mu.Lock()
-		c.expired = true
+		c.graceOver = true
 		c.changed.Broadcast()
 		c.mu.Unlock()
 	})
@@ -208,7 +208,7 @@ func (c *coalescingConn) Close() error {
 	if c.sending {
 		c.wake()
 	}
-	for c.sending && !c.expired {
+	for c.sending && !c.graceOver {
 		c.changed.Wait()
 	}
 	c.mu.Unlock()
