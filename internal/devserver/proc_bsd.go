@@ -2,7 +2,10 @@
 
 package devserver
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // sysProcAttr puts a child in its own process group.
 func sysProcAttr() *syscall.SysProcAttr {
@@ -11,3 +14,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 
 // groupAlive reports whether group pgid has a member left.
 func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }
+
+// liveGroupMembers would list group pgid's processes; without /proc it
+// cannot.
+func liveGroupMembers(int) ([]int, error) { return nil, errors.ErrUnsupported }

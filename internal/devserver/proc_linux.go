@@ -21,13 +21,25 @@ func groupAlive(pgid int) bool {
 	if syscall.Kill(-pgid, 0) != nil {
 		return false
 	}
+	members, err := liveGroupMembers(pgid)
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	return len(members) > 0
+}
+
+// liveGroupMembers lists the processes of group pgid that are not zombies,
+// from /proc.
+func liveGroupMembers(pgid int) ([]int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return true
+		return nil, err
 	}
 	want := []byte(strconv.Itoa(pgid))
+	var out []int
 	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -41,8 +53,8 @@ func groupAlive(pgid int) bool {
 		}
 		f := bytes.Fields(b[i+1:])
 		if len(f) > 2 && bytes.Equal(f[2], want) && f[0][0] != 'Z' {
-			return true
+			out = append(out, pid)
 		}
 	}
-	return false
+	return out, nil
 }
