@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,12 +57,7 @@ func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, erro
 	defer resp.Body.Close()
 	if o.Include {
 		fmt.Fprintf(out, "%s %s\r\n", resp.Proto, resp.Status)
-		keys := make([]string, 0, len(resp.Header))
-		for k := range resp.Header {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
 			for _, v := range resp.Header[k] {
 				fmt.Fprintf(out, "%s: %s\r\n", k, v)
 			}

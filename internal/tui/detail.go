@@ -5,7 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -63,17 +64,12 @@ func section(b *strings.Builder, name string) {
 }
 
 func renderMessage(b *strings.Builder, msg tap.Message, width int) {
-	names := make([]string, 0, len(msg.Header))
-	for k := range msg.Header {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(msg.Header)) {
 		for _, v := range msg.Header[k] {
 			fmt.Fprintf(b, "%s %s\n", jsonKey.Render(k+":"), v)
 		}
 	}
-	if len(names) == 0 {
+	if len(msg.Header) == 0 {
 		b.WriteString(dimStyle.Render("(no headers)") + "\n")
 	}
 	b.WriteByte('\n')
