@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/metropolis-dev/metro"
 )
@@ -89,38 +90,15 @@ func (o Options) request(ctx context.Context, body io.Reader) (*http.Request, er
 	for _, h := range o.Headers {
 		k, v, ok := strings.Cut(h, ":")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok || !validName(k) || !validValue(v) {
+		// A name must be an RFC 9110 token and a value free of control
+		// bytes other than tab: anything else could not cross as a NATS
+		// header, and a line break would start another header.
+		if !ok || !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
 			return nil, fmt.Errorf("%w: header %q is not \"Name: value\"", ErrUsage, h)
 		}
 		req.Header.Add(k, v)
 	}
 	return req, nil
-}
-
-// validName reports whether k is an RFC 9110 token, as a header name must
-// be; anything else could not cross as a NATS header either.
-func validName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue refuses control bytes other than tab: a line break would end
-// the header in the NATS message and start another.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func (o Options) body() (io.Reader, error) {
