@@ -53,12 +53,7 @@ func TestWatcher(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(t.Context())
-			out := make(chan time.Time, 1)
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer cancel()
-			wg.Go(func() { w.run(ctx, 20*time.Millisecond, out, func(err error) { t.Error(err) }) })
+			out := runWatcher(t, w, 20*time.Millisecond)
 
 			p := filepath.Join(root, tt.file)
 			if strings.HasPrefix(tt.file, "dep/") || strings.HasPrefix(tt.file, "mod/") {
@@ -116,13 +111,8 @@ func TestWatcherDebounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	out := make(chan time.Time, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	// A long quiet period: the burst below is far shorter on any machine.
-	wg.Go(func() { w.run(ctx, time.Second, out, func(err error) { t.Error(err) }) })
+	out := runWatcher(t, w, time.Second)
 	start := time.Now()
 	for i := range 20 {
 		if err := os.WriteFile(filepath.Join(root, "a.go"), []byte{byte(i)}, 0o644); err != nil {
@@ -138,4 +128,15 @@ func TestWatcherDebounces(t *testing.T) {
 		t.Errorf("a second notice (%v) for one burst", at)
 	case <-time.After(1500 * time.Millisecond):
 	}
+}
+
+// runWatcher runs w with the given quiet period until the test ends and
+// returns the channel it reports changes on.
+func runWatcher(t *testing.T, w *watcher, quiet time.Duration) <-chan time.Time {
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.run(ctx, quiet, out, func(err error) { t.Error(err) }) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return out
 }
