@@ -105,6 +105,11 @@ func addService(t *testing.T, s *server.Server, name string, routes [][2]string)
 			t.Fatal(err)
 		}
 	}
+	// The subscriptions are only buffered until flushed; the test's INFO
+	// request comes from another connection.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRoutes(t *testing.T) {

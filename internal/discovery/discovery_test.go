@@ -68,8 +68,8 @@ func TestFromInfo(t *testing.T) {
 // service running, and gets both, sorted, with their routes.
 func TestCollect(t *testing.T) {
 	ns := natstest.Run(t)
-	nc := natstest.Connect(t, ns)
-	svc, err := micro.AddService(natstest.Connect(t, ns), micro.Config{
+	nc, adderConn := natstest.Connect(t, ns), natstest.Connect(t, ns)
+	svc, err := micro.AddService(adderConn, micro.Config{
 		Name: "adder", Version: "2.0.0",
 		Endpoint: &micro.EndpointConfig{Subject: "sum.POST", Handler: micro.HandlerFunc(func(r micro.Request) { r.Respond(nil) })},
 	})
@@ -77,6 +77,11 @@ func TestCollect(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
+	// AddService only buffers its subscriptions; until the server has them,
+	// an INFO request from another connection would not reach the service.
+	if err := adderConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	w := worker.New(worker.Options{Name: "users", URL: ns.ClientURL(), Logger: slog.New(slog.DiscardHandler)})
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	for _, p := range []string{"GET /users/{id}", "POST /users"} {
@@ -103,7 +108,7 @@ func TestCollect(t *testing.T) {
 	}
 	want := "2 adder@2.0.0: [POST /sum] users@0.0.0: [GET /users/{id}] [HEAD /users/{id}] [POST /users]"
 	if got != want {
-		t.Errorf("collected\n%s\nwant\n%s", got, want)
+		t.Fatalf("collected\n%s\nwant\n%s", got, want)
 	}
 	if svcs[1].ID != w.ID() {
 		t.Errorf("worker id %q, want %q", svcs[1].ID, w.ID())

@@ -325,6 +325,9 @@ func TestIntakeNamesWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := workerConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	in, err := Subscribe(tapConn, "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,9 @@ func TestTTY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := worker.Flush(); err != nil {
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tmux.conf")
