@@ -139,7 +139,7 @@ func Routes(ctx context.Context, o RoutesOptions) error {
 	}
 	nc, err := nats.Connect(url, nats.Name("metro routes"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return fmt.Errorf("connecting to NATS at %s: %w", natsconn.Redact(url), err)
 	}
 	defer nc.Close()
 	svcs, err := discovery.Collect(ctx, nc, prefix, o.Wait)

@@ -7,7 +7,9 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -96,7 +98,22 @@ func Connect(flag, dir, name string, a Auth) (*nats.Conn, string, error) {
 	}
 	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name)}, opts...)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", Redact(url), err)
 	}
 	return nc, prefix, nil
+}
+
+// Redact is a server URL (or a comma-separated list of them) as shown on
+// screen, in logs and in errors: passwords and tokens in it are masked.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, hasPass := u.User.Password(); !hasPass {
+				u.User = url.User("xxxxx") // a bare token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

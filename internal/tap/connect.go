@@ -3,8 +3,6 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,18 +41,7 @@ type Target struct {
 
 // Display is the server URL as shown on screen and in logs: passwords and
 // tokens in it are masked.
-func (t Target) Display() string {
-	parts := strings.Split(t.URL, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			if _, hasPass := u.User.Password(); !hasPass {
-				u.User = url.User("xxxxx") // a bare token
-			}
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
-}
+func (t Target) Display() string { return natsconn.Redact(t.URL) }
 
 // Resolve finds the server: --server, then NATS_URL, then the state file
 // of a metro dev running in Dir or above, which also supplies the prefix

@@ -117,20 +117,6 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func TestTargetDisplay(t *testing.T) {
-	tests := []struct{ url, want string }{
-		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://me:secret@h:4222", "nats://me:xxxxx@h:4222"},
-		{"nats://s3cr3tt0ken@h:4222", "nats://xxxxx@h:4222"},
-		{"nats://a:1,nats://u:p@b:2", "nats://a:1,nats://u:xxxxx@b:2"},
-	}
-	for _, tt := range tests {
-		if got := (Target{URL: tt.url}).Display(); got != tt.want {
-			t.Errorf("Display(%q) = %q, want %q", tt.url, got, tt.want)
-		}
-	}
-}
-
 // responder answers requests on subj as a worker in queue group q would,
 // with the status and body of the request's "X-Want" header.
 func responder(t *testing.T, nc *nats.Conn, subj string) {
