@@ -21,8 +21,8 @@ import (
 	"github.com/metropolis-dev/metro/internal/metrotest"
 )
 
-// scaffoldCLI runs one metro command line in process, as main does.
-func scaffoldCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// runCLI runs one metro command line in process, as main does.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ios, _, out, errOut := iostreams.Test()
 	code = run(t.Context(), ios, args)
@@ -85,7 +85,7 @@ func TestScaffoldRefusals(t *testing.T) {
 	base := t.TempDir()
 	t.Chdir(base)
 	t.Setenv("METRO_SRC", metroSource(t))
-	if code, _, stderr := scaffoldCLI(t, "init", "shop", "--dry-run"); code != 0 {
+	if code, _, stderr := runCLI(t, "init", "shop", "--dry-run"); code != 0 {
 		t.Fatalf("init --dry-run: exit %d: %s", code, stderr)
 	}
 	if ents, _ := os.ReadDir(base); len(ents) != 0 {
@@ -139,7 +139,7 @@ func TestScaffoldRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := snapshot(t, base)
-			code, stdout, stderr := scaffoldCLI(t, tt.args...)
+			code, stdout, stderr := runCLI(t, tt.args...)
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, stderr)
 			}
@@ -173,7 +173,7 @@ func runIn(t *testing.T, dir string, name string, args ...string) string {
 func TestScaffoldEndToEnd(t *testing.T) {
 	base := t.TempDir()
 	t.Chdir(base)
-	code, stdout, stderr := scaffoldCLI(t, "init", "shop", "--metro-src", metroSource(t))
+	code, stdout, stderr := runCLI(t, "init", "shop", "--metro-src", metroSource(t))
 	if code != 0 {
 		t.Fatalf("metro init: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -186,7 +186,7 @@ func TestScaffoldEndToEnd(t *testing.T) {
 		{"new", "worker", "billing", "--route", "GET /invoices/{id}"},
 		{"new", "worker", "notify", "--lang", "node"},
 	} {
-		if code, stdout, stderr := scaffoldCLI(t, args...); code != 0 {
+		if code, stdout, stderr := runCLI(t, args...); code != 0 {
 			t.Fatalf("metro %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 		}
 	}

@@ -53,6 +53,7 @@ type Server struct {
 	gw       *Gateway
 	nc       *nats.Conn
 	ownConn  bool
+	natsLost <-chan error // see natsconn.Dial; nil when Conn was given
 	ns       *server.Server
 	ln       net.Listener
 	adminLn  net.Listener
@@ -63,9 +64,10 @@ type Server struct {
 	access   *bufferedLog
 }
 
-// NewServer connects to NATS (retrying in the background: the gateway
-// answers 503 and is not ready until connected), binds the listeners and
-// builds the gateway. Run serves.
+// NewServer connects to NATS (retrying in the background while the server
+// cannot be reached: the gateway answers 503 and is not ready until
+// connected; a server that refuses the connection is an error), binds the
+// listeners and builds the gateway. Run serves.
 func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
@@ -141,18 +143,8 @@ func (s *Server) connect() error {
 	opts := append([]nats.Option{
 		nats.Name("metro gateway"),
 		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250 * time.Millisecond),
 		natsconn.Coalesce(),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("NATS disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subj := ""
-			if sub != nil {
-				subj = sub.Subject
-			}
-			s.log.Warn("NATS error", "subject", subj, "err", err)
-		}),
 	}, s.cfg.NATSOptions...)
 	url := s.cfg.NATSURL
 	if s.cfg.EmbedNATS != "" {
@@ -176,11 +168,11 @@ func (s *Server) connect() error {
 	if url == "" {
 		url = nats.DefaultURL
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, lost, err := natsconn.Dial(url, s.log, opts...)
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return err
 	}
-	s.nc, s.ownConn = nc, true
+	s.nc, s.ownConn, s.natsLost = nc, true, lost
 	return nil
 }
 
@@ -250,6 +242,8 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	case lost := <-s.natsLost:
+		err = fmt.Errorf("NATS connection closed for good: %w", lost)
 	}
 	s.stopping.Store(true)
 	s.log.Info("gateway stopping: finishing requests in flight")

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/metrotest"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -20,15 +23,16 @@ import (
 // runServer starts a whole gateway process in this one: proxy.NewServer
 // on 127.0.0.1:0 with an admin listener. stop cancels Run's context, as
 // SIGTERM does in metro gateway; wait returns Run's error.
-func runServer(t *testing.T, natsURL string) (s *proxy.Server, stop context.CancelFunc, wait func() error) {
+func runServer(t *testing.T, natsURL string, natsOpts ...nats.Option) (s *proxy.Server, stop context.CancelFunc, wait func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := proxy.NewServer(ctx, proxy.ServerConfig{
-		Listen:  "127.0.0.1:0",
-		Admin:   "127.0.0.1:0",
-		NATSURL: natsURL,
-		Gateway: proxy.Config{DiscoveryInterval: 50 * time.Millisecond, Timeout: 20 * time.Second},
-		Logger:  quiet,
+		Listen:      "127.0.0.1:0",
+		Admin:       "127.0.0.1:0",
+		NATSURL:     natsURL,
+		NATSOptions: natsOpts,
+		Gateway:     proxy.Config{DiscoveryInterval: 50 * time.Millisecond, Timeout: 20 * time.Second},
+		Logger:      quiet,
 	})
 	if err != nil {
 		cancel()
@@ -201,4 +205,63 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 		out[l[:i]] = v
 	}
 	return out
+}
+
+// TestServerOverTLSWithCredentials: the gateway and a worker both reach a
+// server that demands TLS with client certificates and an nkey, with the
+// options metro gateway's --tls-* and --nkey flags give, and a request
+// crosses. Without the nkey the gateway refuses to start, saying why;
+// when the server later refuses it (revoked), Run ends with that reason.
+func TestServerOverTLSWithCredentials(t *testing.T) {
+	files := natstest.WriteTLS(t)
+	seed, nkeyOpts := natstest.NKeyUser(t)
+	_, otherOpts := natstest.NKeyUser(t)
+	opts, revoked := files.ServerOptions(t), files.ServerOptions(t)
+	opts.Nkeys, revoked.Nkeys = nkeyOpts.Nkeys, otherOpts.Nkeys
+	opts.Port = natstest.FreePort(t)
+	revoked.Port = opts.Port
+	ns := natstest.RunWith(t, opts)
+	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
+	full := natsconn.Auth{NKey: seed, TLSCert: files.ClientCert, TLSKey: files.ClientKey, TLSCA: files.CA}
+	auth, err := full.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noNKey := full
+	noNKey.NKey = ""
+	withoutNKey, err := noNKey.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = proxy.NewServer(context.Background(), proxy.ServerConfig{Listen: "127.0.0.1:0", NATSURL: url, NATSOptions: withoutNKey, Logger: quiet})
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		t.Fatalf("NewServer without the nkey: %v, want the authorization violation", err)
+	}
+
+	// The worker is stopped before the server is replaced, so only the
+	// gateway meets the refusal.
+	stopWorker := metrotest.StartWorker(t, url, "secure", metrotest.Routes(map[string]http.HandlerFunc{
+		"GET /secret": func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "over TLS") },
+	}), metro.WithLogger(quiet), metro.WithNATSOptions(auth...))
+	s, _, wait := runServer(t, url, append(auth, nats.ReconnectWait(10*time.Millisecond))...)
+	waitStatus(t, "http://"+s.Addr().String()+"/secret", 200)
+	if _, body := get(t, "http://"+s.Addr().String()+"/secret"); body != "over TLS" {
+		t.Fatalf("body %q", body)
+	}
+	stopWorker()
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	natstest.RunWith(t, revoked)
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed for good") {
+			t.Fatalf("Run: %v, want the NATS connection closed for good", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the gateway still runs after the server refused its credentials")
+	}
 }

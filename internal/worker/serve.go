@@ -291,7 +291,7 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
 		// nats.go measures headers and body together against the
 		// server's max_payload; a client is better told why than left to
 		// time out.
-		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.maxReply), m.Header.Get(wire.HeaderRequestID))
+		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.nc.MaxPayload()), m.Header.Get(wire.HeaderRequestID))
 		return
 	}
 	if err != nil {

@@ -90,7 +90,6 @@ type Worker struct {
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
-	maxReply int
 }
 
 // New returns a worker with no routes.
@@ -201,6 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %s has no routes", w.opts.Name)
 	}
 	nc := w.opts.Conn
+	var lost <-chan error // stays nil with the caller's own connection
 	if nc == nil {
 		url := w.opts.URL
 		if url == "" {
@@ -209,13 +209,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		opts := append([]nats.Option{
 			nats.Name("metro worker " + w.opts.Name),
 			nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(true),
 			nats.ReconnectBufSize(8 << 20),
 			natsconn.Coalesce(),
 		}, w.opts.NATSOptions...)
 		var err error
-		if nc, err = nats.Connect(url, opts...); err != nil {
-			return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		if nc, lost, err = natsconn.Dial(url, w.log, opts...); err != nil {
+			return err
 		}
 		defer nc.Close()
 	}
@@ -260,15 +259,29 @@ func (w *Worker) Run(ctx context.Context) error {
 		unsubscribe(subs)
 		return err
 	}
-	if err := nc.FlushTimeout(10 * time.Second); err != nil && nc.IsConnected() {
-		unsubscribe(append(subs, svcSubs...))
-		return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
+	// Not yet connected, the subscriptions go out when the connection is
+	// made: there is nothing to wait for, and waiting would hold up a stop.
+	if nc.IsConnected() {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := nc.FlushWithContext(fctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && nc.IsConnected() {
+			unsubscribe(append(subs, svcSubs...))
+			return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
+		}
 	}
-	w.maxReply = int(nc.MaxPayload())
 	close(w.ready)
-	w.log.Info("worker serving", "routes", len(w.endpoints), "id", w.id)
+	if nc.IsConnected() {
+		w.log.Info("worker serving", "routes", len(w.endpoints), "id", w.id)
+	} else {
+		w.log.Info("worker waiting for NATS", "routes", len(w.endpoints), "id", w.id)
+	}
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-lost:
+		return fmt.Errorf("worker %s: NATS connection closed for good: %w", w.opts.Name, err)
+	}
 	return w.drain(nc, subs, svcSubs)
 }
 

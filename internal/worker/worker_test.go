@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +321,117 @@ func TestStopWhileDisconnected(t *testing.T) {
 	// nats.go's flush timeouts are 10s each; anything near that is the bug.
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("stopping took %v", d)
+	}
+}
+
+// TestRunAgainstAServerThatChecksCredentials: without the credentials the
+// server wants, Run fails at once and says why (rather than retrying in
+// silence); with them it serves; and when the server later refuses them
+// (revoked), Run ends with that reason instead of waiting forever.
+func TestRunAgainstAServerThatChecksCredentials(t *testing.T) {
+	seed, opts := natstest.NKeyUser(t)
+	_, otherOpts := natstest.NKeyUser(t)
+	port := natstest.FreePort(t)
+	opts.Port, otherOpts.Port = port, port
+	ns := natstest.RunWith(t, opts)
+	newWorker := func(natsOpts ...nats.Option) *Worker {
+		w := New(Options{Name: "locked", URL: ns.ClientURL(), Logger: quiet, NATSOptions: natsOpts})
+		w.Handle("GET /x", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "x") }))
+		return w
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := newWorker().Run(ctx)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") || ctx.Err() != nil {
+		t.Fatalf("Run without credentials: %v, want an authorization violation at once", err)
+	}
+
+	nkey, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(nkey, nats.ReconnectWait(10*time.Millisecond))
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Run with credentials: %v", err)
+	}
+	client := natstest.Connect(t, ns, nkey)
+	if reply, err := client.RequestMsg(request("GET", "/x", "", "", time.Now().Add(5*time.Second)), 5*time.Second); err != nil || string(reply.Data) != "x" {
+		t.Fatalf("request: %v %v", reply, err)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	natstest.RunWith(t, otherOpts)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed for good") || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+			t.Fatalf("Run: %v, want it closed for good by the authorization violation", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run still waiting after the server refused its credentials")
+	}
+}
+
+// TestRunBeforeNATSIsUp: a worker started before its server waits for it
+// without holding up a stop, and serves once the server is there.
+func TestRunBeforeNATSIsUp(t *testing.T) {
+	port := natstest.FreePort(t)
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	newWorker := func() *Worker {
+		w := New(Options{Name: "early", URL: url, Logger: quiet, NATSOptions: []nats.Option{nats.ReconnectWait(10 * time.Millisecond)}})
+		w.Handle("GET /x", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "x") }))
+		return w
+	}
+
+	// Stopped while still waiting: Run returns at once, not after a
+	// flush timeout (10s).
+	w := newWorker()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("Run with no server yet: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready: Run is blocked waiting for the server")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running after its context ended")
+	}
+
+	// Started first, stopped before the server goes away.
+	w = newWorker()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	done = make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-w.Ready()
+	ns := natstest.RunWith(t, &server.Options{Port: port})
+	client := natstest.Connect(t, ns)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		reply, err := client.RequestMsg(request("GET", "/x", "", "", time.Now().Add(time.Second)), time.Second)
+		if err == nil && string(reply.Data) == "x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer once the server was up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/metropolis-dev/metro/internal/natstest"
+)
+
+// TestGatewayCommandRefusals: credentials that cannot work stop metro
+// gateway before it listens, with one line on stderr that says why and
+// shows no password, and a non-zero exit.
+func TestGatewayCommandRefusals(t *testing.T) {
+	t.Setenv("NATS_URL", "")
+	seed, nkeyOpts := natstest.NKeyUser(t)
+	locked := natstest.RunWith(t, nkeyOpts)
+	withPassword := strings.Replace(locked.ClientURL(), "nats://", "nats://me:hunter2@", 1)
+	notASeed := filepath.Join(t.TempDir(), "not-a-seed")
+	if err := os.WriteFile(notASeed, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", []string{"--nats", locked.ClientURL()}, "authorization violation"},
+		{"a wrong password", []string{"--nats", withPassword}, "nats://me:xxxxx@"},
+		{"an nkey file without a seed", []string{"--nats", locked.ClientURL(), "--nkey", notASeed}, "nkey seed file " + notASeed},
+		{"a certificate without its key", []string{"--nats", locked.ClientURL(), "--nkey", seed, "--tls-cert", notASeed}, "--tls-cert and --tls-key go together"},
+		{"a missing CA file", []string{"--nats", locked.ClientURL(), "--nkey", seed, "--tls-ca", notASeed + ".missing"}, notASeed + ".missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, append(append([]string{"gateway"}, tc.args...), listen...)...)
+			if code == 0 {
+				t.Fatalf("exit 0; stderr:\n%s", stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(strings.ToLower(lines[0]), strings.ToLower(tc.want)) {
+				t.Fatalf("stderr:\n%s\nwant one line containing %q", stderr, tc.want)
+			}
+			if stdout != "" || strings.Contains(stderr, "hunter2") {
+				t.Errorf("stdout %q, stderr %q", stdout, stderr)
+			}
+		})
+	}
+}
