@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,12 +396,8 @@ func TestServiceProtocol(t *testing.T) {
 // METRO_HEALTH_ADDR, as a deployed container's would.
 func TestEnvironment(t *testing.T) {
 	e := newSDKEnv(t, proxy.Config{Prefix: "env"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	health := ln.Addr().String()
-	ln.Close() // the worker binds it; a clash fails Run rather than passing
+	// The worker binds it; a clash fails Run rather than passing.
+	health := "127.0.0.1:" + strconv.Itoa(natstest.FreePort(t))
 	t.Setenv(metro.EnvNATSURL, e.ns.ClientURL())
 	t.Setenv(metro.EnvPrefix, "env")
 	t.Setenv(metro.EnvHealthAddr, health)

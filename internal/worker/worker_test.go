@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -250,12 +249,8 @@ func TestDrain(t *testing.T) {
 // TestHealth: the health listener answers /healthz and /readyz.
 func TestHealth(t *testing.T) {
 	ns := natstest.Run(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // the worker binds it; a clash would fail Run, not pass the test
+	// The worker binds it; a clash would fail Run, not pass the test.
+	addr := "127.0.0.1:" + strconv.Itoa(natstest.FreePort(t))
 	w := New(Options{Name: "h", URL: ns.ClientURL(), Logger: quiet, HealthAddr: addr})
 	w.Handle("GET /x", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	run(t, ns, w)
