@@ -91,10 +91,9 @@ func (e *events) connected(nc *nats.Conn) {
 }
 
 func (e *events) disconnected(_ *nats.Conn, err error) {
+	// Without an error it is the process closing its own connection.
 	if err != nil {
 		e.log.Warn("NATS disconnected", "err", err)
-	} else {
-		e.log.Warn("NATS disconnected")
 	}
 }
 

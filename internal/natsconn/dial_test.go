@@ -74,6 +74,15 @@ func TestDialWaitsForAServerThatIsNotUpYet(t *testing.T) {
 		t.Fatalf("lost while connected: %v", err)
 	default:
 	}
+
+	// Closing its own connection is no news: lost hears of it (after any
+	// disconnect callback, as nats.go runs them in order) and nothing is
+	// logged.
+	nc.Close()
+	<-lost
+	if strings.Contains(logs.String(), "disconnected") {
+		t.Errorf("a close of our own was logged:\n%s", logs.String())
+	}
 }
 
 // TestDialRefused: a server that is there but refuses the connection is
