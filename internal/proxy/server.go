@@ -213,15 +213,6 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.adminLn.Addr()
 }
 
-// NATSURL is the URL workers should use: the embedded server's when there
-// is one.
-func (s *Server) NATSURL() string {
-	if s.ns != nil {
-		return s.ns.ClientURL()
-	}
-	return s.nc.ConnectedUrl()
-}
-
 // Run serves until ctx ends, then stops gracefully: readiness goes false,
 // the listener closes, requests in flight finish, NATS drains.
 func (s *Server) Run(ctx context.Context) error {
