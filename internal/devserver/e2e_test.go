@@ -293,13 +293,6 @@ func TestDevEndToEnd(t *testing.T) {
 	})
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
 // TestDevKillsWorkerIgnoringTERM: a worker (and its children) that ignore
 // SIGTERM are killed after the grace period, or at once on a second
 // SIGINT, and metro dev still exits 0 leaving no process behind.

@@ -237,7 +237,7 @@ func TestRequestID(t *testing.T) {
 			}
 		}
 	}
-	if wire.NewRequestID() == wire.NewRequestID() {
+	if a, b := wire.NewRequestID(), wire.NewRequestID(); a == b {
 		t.Error("two new ids are equal")
 	}
 }
