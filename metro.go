@@ -106,6 +106,9 @@ func (w *Worker) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Re
 // Run serves until ctx is cancelled or the process gets SIGTERM or SIGINT,
 // then drains: no new requests are taken, those in flight finish and their
 // replies are sent before Run returns.
+//
+// A NATS server that is not up yet is waited for (and logged); one that
+// refuses the connection, at once or later, ends Run with the reason.
 func (w *Worker) Run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()

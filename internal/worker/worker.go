@@ -191,7 +191,8 @@ func endpointName(pattern string, i int) string {
 }
 
 // Run serves until ctx ends, then drains: it stops taking messages, lets
-// the ones already received finish and flushes their replies.
+// the ones already received finish and flushes their replies. A refused
+// connection ends it early (see natsconn.Dial).
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("worker already running")
