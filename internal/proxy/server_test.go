@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/leaktest"
 	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
@@ -263,5 +266,80 @@ func TestServerOverTLSWithCredentials(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the gateway still runs after the server refused its credentials")
+	}
+}
+
+// TestServerLeavesNoGoroutines: a gateway that has served requests leaves
+// no goroutine behind when Run returns: not its listeners' or handlers',
+// nor its discovery's, access log's or NATS connection's.
+func TestServerLeavesNoGoroutines(t *testing.T) {
+	ns := natstest.Run(t)
+	// A plain micro service: unlike the SDK's pool, its goroutines do not
+	// grow with the requests it serves.
+	svc, err := micro.AddService(natstest.Connect(t, ns), micro.Config{
+		Name: "hello", Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{Subject: "hello.GET", Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte("hi")) })},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	tr := &http.Transport{DisableKeepAlives: true}
+	client := &http.Client{Transport: tr}
+	base := runtime.NumGoroutine()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var access metrotest.LockedBuffer
+	s, err := proxy.NewServer(ctx, proxy.ServerConfig{
+		Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", NATSURL: ns.ClientURL(),
+		Gateway: proxy.Config{DiscoveryInterval: 50 * time.Millisecond}, Logger: quiet, AccessLog: &access,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	url := "http://" + s.Addr().String() + "/hello"
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /hello: %s", resp.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			resp, err := client.Get(url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET /hello: %s", resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+	if resp, err := client.Get("http://" + s.AdminAddr().String() + "/metrics"); err == nil {
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	leaktest.Settle(t, base)
+	if !strings.Contains(access.String(), `"path":"/hello"`) {
+		t.Errorf("no access lines written:\n%s", access.String())
 	}
 }

@@ -9,22 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/leaktest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
-
-// settleGoroutines waits until no more than want goroutines run, and
-// fails with a dump of them if that does not happen.
-func settleGoroutines(t *testing.T, want int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > want {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // testPool starts a pool whose serve, for a message with a Reply, waits
 // until release[Reply] is closed, and reports each finished message's
@@ -86,12 +73,12 @@ func TestPoolRetiresIdleAndEndsBusyOnClose(t *testing.T) {
 	if n := idle(p); n != 0 {
 		t.Fatalf("%d idle after retire, want 0", n)
 	}
-	settleGoroutines(t, base+2) // the sweeper, and c still busy
+	leaktest.Settle(t, base+2) // the sweeper, and c still busy
 
 	stop()
 	close(release["c"]) // finishes after the pool closed: its goroutine ends
 	<-served
-	settleGoroutines(t, base)
+	leaktest.Settle(t, base)
 	if n := idle(p); n != 0 {
 		t.Errorf("a goroutine parked in a closed pool")
 	}
@@ -128,5 +115,5 @@ func TestWorkerLeavesNoGoroutines(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	settleGoroutines(t, base)
+	leaktest.Settle(t, base)
 }
