@@ -99,9 +99,7 @@ func TestWorkerLeavesNoGoroutines(t *testing.T) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	<-w.Ready()
+	done := start(ctx, t, w)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {

@@ -26,19 +26,31 @@ var quiet = slog.New(slog.DiscardHandler)
 func run(t testing.TB, ns *server.Server, w *Worker) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	var done <-chan error
 	t.Cleanup(func() {
 		cancel()
+		if done == nil {
+			return // start failed the test
+		}
 		if err := <-done; err != nil {
 			t.Errorf("worker: %v", err)
 		}
 	})
+	done = start(ctx, t, w)
+}
+
+// start runs w until ctx ends and returns once it is ready, failing t if
+// Run returns first; Run's error then arrives on the channel.
+func start(ctx context.Context, t testing.TB, w *Worker) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
 	select {
 	case <-w.Ready():
 	case err := <-done:
-		t.Fatalf("worker stopped: %v", err)
+		t.Fatalf("worker stopped before it was ready: %v", err)
 	}
+	return done
 }
 
 // request builds a request message as the gateway does.
@@ -208,9 +220,7 @@ func TestDrain(t *testing.T) {
 		io.WriteString(rw, "finished")
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	<-w.Ready()
+	done := start(ctx, t, w)
 	nc := natstest.Connect(t, ns)
 	reply := make(chan *nats.Msg, 1)
 	go func() {
@@ -297,9 +307,7 @@ func TestStopWhileDisconnected(t *testing.T) {
 	w := New(Options{Name: "lonely", URL: ns.ClientURL(), Logger: quiet})
 	w.Handle("GET /x", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	<-w.Ready()
+	done := start(ctx, t, w)
 	ns.Shutdown()
 	deadline := time.Now().Add(10 * time.Second)
 	for w.IsReady() {
@@ -346,14 +354,7 @@ func TestRunAgainstAServerThatChecksCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorker(nkey, nats.ReconnectWait(10*time.Millisecond))
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("Run with credentials: %v", err)
-	}
+	done := start(ctx, t, newWorker(nkey, nats.ReconnectWait(10*time.Millisecond)))
 	client := natstest.Connect(t, ns, nkey)
 	if reply, err := client.RequestMsg(request("GET", "/x", "", "", time.Now().Add(5*time.Second)), 5*time.Second); err != nil || string(reply.Data) != "x" {
 		t.Fatalf("request: %v %v", reply, err)
@@ -407,12 +408,9 @@ func TestRunBeforeNATSIsUp(t *testing.T) {
 	}
 
 	// Started first, stopped before the server goes away.
-	w = newWorker()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	done = make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	<-w.Ready()
+	running := start(ctx, t, newWorker())
 	ns := natstest.RunWith(t, &server.Options{Port: port})
 	client := natstest.Connect(t, ns)
 	for deadline := time.Now().Add(20 * time.Second); ; {
@@ -426,7 +424,7 @@ func TestRunBeforeNATSIsUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-running; err != nil {
 		t.Errorf("Run: %v", err)
 	}
 }
