@@ -125,10 +125,7 @@ func TestDialRefused(t *testing.T) {
 // TestDialLostForGood: when the server comes back refusing the
 // connection's credentials, nats.go gives up; lost then says why.
 func TestDialLostForGood(t *testing.T) {
-	seed, nkeyOpts := natstest.NKeyUser(t)
-	_, otherOpts := natstest.NKeyUser(t)
-	port := natstest.FreePort(t)
-	nkeyOpts.Port, otherOpts.Port = port, port
+	seed, nkeyOpts, revoked := natstest.NKeyUserToRevoke(t)
 	ns := natstest.RunWith(t, nkeyOpts)
 	auth, err := natsconn.Auth{NKey: seed}.Options()
 	if err != nil {
@@ -145,7 +142,7 @@ func TestDialLostForGood(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	natstest.RunWith(t, otherOpts) // the same port, another user: ours is revoked
+	natstest.RunWith(t, revoked)
 	select {
 	case err := <-lost:
 		if !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {

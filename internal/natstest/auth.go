@@ -27,6 +27,18 @@ func NKeyUser(t testing.TB) (seedFile string, opts *server.Options) {
 	return seedFile, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: pub}}}
 }
 
+// NKeyUserToRevoke is NKeyUser for a test that restarts its server
+// without the user: opts admits the user, revoked only another one, both
+// on the same free port.
+func NKeyUserToRevoke(t testing.TB) (seedFile string, opts, revoked *server.Options) {
+	t.Helper()
+	seedFile, opts = NKeyUser(t)
+	_, revoked = NKeyUser(t)
+	opts.Port = FreePort(t)
+	revoked.Port = opts.Port
+	return seedFile, opts, revoked
+}
+
 // Creds sets up decentralised auth as a NATS operator would: an operator
 // that the server trusts, an account it signed, and a user of that account
 // whose JWT and seed are written as a .creds file.

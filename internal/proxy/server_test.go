@@ -217,12 +217,10 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 // when the server later refuses it (revoked), Run ends with that reason.
 func TestServerOverTLSWithCredentials(t *testing.T) {
 	files := natstest.WriteTLS(t)
-	seed, nkeyOpts := natstest.NKeyUser(t)
-	_, otherOpts := natstest.NKeyUser(t)
+	seed, nkeyOpts, nkeyRevoked := natstest.NKeyUserToRevoke(t)
 	opts, revoked := files.ServerOptions(t), files.ServerOptions(t)
-	opts.Nkeys, revoked.Nkeys = nkeyOpts.Nkeys, otherOpts.Nkeys
-	opts.Port = natstest.FreePort(t)
-	revoked.Port = opts.Port
+	opts.Nkeys, opts.Port = nkeyOpts.Nkeys, nkeyOpts.Port
+	revoked.Nkeys, revoked.Port = nkeyRevoked.Nkeys, nkeyRevoked.Port
 	ns := natstest.RunWith(t, opts)
 	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
 	full := natsconn.Auth{NKey: seed, TLSCert: files.ClientCert, TLSKey: files.ClientKey, TLSCA: files.CA}

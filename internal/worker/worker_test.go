@@ -332,10 +332,7 @@ func TestStopWhileDisconnected(t *testing.T) {
 // silence); with them it serves; and when the server later refuses them
 // (revoked), Run ends with that reason instead of waiting forever.
 func TestRunAgainstAServerThatChecksCredentials(t *testing.T) {
-	seed, opts := natstest.NKeyUser(t)
-	_, otherOpts := natstest.NKeyUser(t)
-	port := natstest.FreePort(t)
-	opts.Port, otherOpts.Port = port, port
+	seed, opts, revoked := natstest.NKeyUserToRevoke(t)
 	ns := natstest.RunWith(t, opts)
 	newWorker := func(natsOpts ...nats.Option) *Worker {
 		w := New(Options{Name: "locked", URL: ns.ClientURL(), Logger: quiet, NATSOptions: natsOpts})
@@ -362,7 +359,7 @@ func TestRunAgainstAServerThatChecksCredentials(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	natstest.RunWith(t, otherOpts)
+	natstest.RunWith(t, revoked)
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "closed for good") || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
