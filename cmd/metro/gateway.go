@@ -75,18 +75,19 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 		return err
 	}
 	g := &cfg.Gateway
-	set := func(name string, apply func()) {
-		if o.changed(name) {
+	set := func(flag, key string, apply func()) {
+		if o.changed(flag) {
 			apply()
+			cfg.SetBy(key, "--"+flag)
 		}
 	}
-	set("listen", func() { g.Listen = o.listen })
-	set("admin", func() { g.Admin = o.admin })
-	set("nats", func() { cfg.NATS.URL = o.natsURL })
-	set("prefix", func() { g.Prefix = o.prefix })
-	set("timeout", func() { g.Timeout = o.timeout })
-	set("max-body", func() { g.MaxBody = o.maxBody })
-	set("trusted-proxies", func() { g.TrustedProxies = o.trusted })
+	set("listen", "gateway.listen", func() { g.Listen = o.listen })
+	set("admin", "gateway.admin", func() { g.Admin = o.admin })
+	set("nats", "nats.url", func() { cfg.NATS.URL = o.natsURL })
+	set("prefix", "gateway.prefix", func() { g.Prefix = o.prefix })
+	set("timeout", "gateway.timeout", func() { g.Timeout = o.timeout })
+	set("max-body", "gateway.max_body", func() { g.MaxBody = o.maxBody })
+	set("trusted-proxies", "gateway.trusted_proxies", func() { g.TrustedProxies = o.trusted })
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
 	}

@@ -49,3 +49,18 @@ func TestGatewayCommandRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayCommandNamesTheBadFlag: in a project, a bad flag value is
+// reported under the flag, not at metro.yaml's line for the key it
+// overrides, and is a usage error (exit 2).
+func TestGatewayCommandNamesTheBadFlag(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "metro.yaml"), []byte("name: p\ngateway:\n  listen: \":7000\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	code, _, stderr := runCLI(t, "gateway", "--listen", "nope")
+	if code != 2 || strings.TrimSpace(stderr) != `metro: --listen: "nope" is not host:port (e.g. ":8080")` {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

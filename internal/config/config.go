@@ -23,6 +23,8 @@ type Config struct {
 
 	// lines maps each dotted key the file sets to its line, for messages.
 	lines map[string]int
+	// setBy maps each dotted key that a flag overrides to the flag.
+	setBy map[string]string
 }
 
 // Gateway is the gateway block.

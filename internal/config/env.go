@@ -25,7 +25,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			continue
 		}
 		if err := c.set(e.Key, v); err != nil {
-			errs = append(errs, &Error{File: c.Path, Key: e.Key, Env: e.Var, Msg: err.Error()})
+			errs = append(errs, &Error{File: c.Path, Key: e.Key, Source: e.Var, Msg: err.Error()})
 		}
 	}
 	return errors.Join(errs...)

@@ -15,27 +15,28 @@ var ErrNotFound = errors.New("no " + FileName + " found (searched this directory
 
 // Error is one mistake in a metro.yaml, located by file, line and dotted
 // key path ("workers.catalog.replicas"). Line is 0 when unknown (a Config
-// built in code); Key is "" for syntax errors; Env names the environment
-// variable when the bad value came from there instead of the file.
+// built in code); Key is "" for syntax errors; Source names the
+// environment variable or flag when the bad value came from there instead
+// of the file.
 type Error struct {
-	File string
-	Line int
-	Key  string
-	Env  string
-	Msg  string
+	File   string
+	Line   int
+	Key    string
+	Source string
+	Msg    string
 }
 
 func (e *Error) Error() string {
 	var s string
 	switch {
-	case e.Env != "":
-		s = e.Env + ": "
+	case e.Source != "":
+		s = e.Source + ": "
 	case e.File != "" && e.Line > 0:
 		s = e.File + ":" + strconv.Itoa(e.Line) + ": "
 	case e.File != "":
 		s = e.File + ": "
 	}
-	if e.Key != "" && e.Env == "" {
+	if e.Key != "" && e.Source == "" {
 		s += e.Key + ": "
 	}
 	return s + e.Msg
@@ -43,10 +44,28 @@ func (e *Error) Error() string {
 
 // Errorf returns an *Error about key, located where the file sets it (or
 // where its nearest parent key is set, when the file leaves it to the
-// default). Other packages use it so that their checks of the config read
-// like the loader's own.
+// default), or naming the flag that set it (see SetBy). Other packages use
+// it so that their checks of the config read like the loader's own.
 func (c *Config) Errorf(key, format string, args ...any) error {
-	return &Error{File: c.Path, Line: c.Line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{File: c.Path, Key: key, Msg: fmt.Sprintf(format, args...)}
+	for k := key; k != ""; k = parentKey(k) {
+		if src, ok := c.setBy[k]; ok {
+			e.Source = src
+			return e
+		}
+	}
+	e.Line = c.Line(key)
+	return e
+}
+
+// SetBy records that source (a flag, e.g. "--listen") set key, so that a
+// problem with its value names the flag, where the user must fix it, not
+// the file's line that no longer applies.
+func (c *Config) SetBy(key, source string) {
+	if c.setBy == nil {
+		c.setBy = map[string]string{}
+	}
+	c.setBy[key] = source
 }
 
 // Line returns the line where key is set in the file, else the line of its

@@ -271,7 +271,7 @@ func TestApplyEnv(t *testing.T) {
 			err = c.ApplyEnv(func(k string) string { return tt.env[k] })
 			if tt.wantErr != "" {
 				var ce *Error
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ce) || ce.Env == "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ce) || ce.Source == "" {
 					t.Fatalf("err = %v, want *Error containing %q", err, tt.wantErr)
 				}
 				return
@@ -283,6 +283,33 @@ func TestApplyEnv(t *testing.T) {
 				t.Errorf("unexpected config %+v", c)
 			}
 		})
+	}
+}
+
+// TestSetByNamesTheFlag: a value a flag set is reported under the flag,
+// not at the file's line for the key; values from the file keep their
+// line.
+func TestSetByNamesTheFlag(t *testing.T) {
+	src := "gateway:\n  listen: \":7000\"\n  admin: \":7001\"\n  trusted_proxies: [10.0.0.0/8]\n"
+	c, err := Parse("metro.yaml", t.TempDir(), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Gateway.Listen, c.Gateway.Admin, c.Gateway.TrustedProxies = "nope", "alsonope", []string{"10.0.0.0/8", "bad"}
+	c.SetBy("gateway.listen", "--listen")
+	c.SetBy("gateway.trusted_proxies", "--trusted-proxies")
+	err = c.Validate()
+	for _, want := range []string{
+		`--listen: "nope" is not host:port`,
+		`--trusted-proxies: "bad" is not a CIDR`,
+		`metro.yaml:3: gateway.admin: "alsonope" is not host:port`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v\nwant it to contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "metro.yaml:2") || strings.Contains(err.Error(), "metro.yaml:4") {
+		t.Errorf("a flag's value was reported at the file's line: %v", err)
 	}
 }
 
