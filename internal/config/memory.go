@@ -8,20 +8,20 @@ import "fmt"
 // of it, 230 MiB):
 //
 //	GatewayBaseMemory (runtime, NATS buffers, route table, metrics)  32 MiB
-//	DefaultMaxInFlight x GatewayRequestMemory = 2048 x 32 KiB         64 MiB
+//	DefaultMaxInFlight x GatewayRequestMemory = 2048 x 40 KiB         80 MiB
 //	DefaultMaxBodyMemory                                              64 MiB
-//	                                                           total 160 MiB
+//	                                                           total 176 MiB
 //
-// leaving 70 MiB for replies on their way to clients.
+// leaving 54 MiB for replies on their way to clients.
 // GatewayRequestMemory is what one request costs while it waits for a
 // reply: its connection's goroutine and buffers, the request and its
-// headers, the NATS message and the reply slot (about 27 KB measured
-// against a hung worker; internal/proxy's TestRequestMemory holds the
-// gateway to it).
+// headers, the NATS message and the reply slot. About 30 KB measured
+// against a hung worker, with a browser's headers; internal/proxy's
+// TestRequestMemory holds the gateway to the figure.
 const (
 	DefaultMaxInFlight   = 2048
 	DefaultMaxBodyMemory = 64 << 20
-	GatewayRequestMemory = 32 << 10
+	GatewayRequestMemory = 40 << 10
 	GatewayBaseMemory    = 32 << 20
 )
 

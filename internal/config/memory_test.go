@@ -21,10 +21,10 @@ func TestFitGateway(t *testing.T) {
 	}{
 		{"defaults fit the default 256Mi", "", heapOf(256 * mi), DefaultMaxInFlight, DefaultMaxBodyMemory, ""},
 		{"defaults kept under a larger limit", "", heapOf(1024 * mi), DefaultMaxInFlight, DefaultMaxBodyMemory, ""},
-		{"both shrink under 128Mi", "", heapOf(128 * mi), 1331, ByteSize((heapOf(128*mi) - GatewayBaseMemory) / 2), ""},
+		{"both shrink under 128Mi", "", heapOf(128 * mi), int((heapOf(128*mi) - GatewayBaseMemory) / 2 / GatewayRequestMemory), ByteSize((heapOf(128*mi) - GatewayBaseMemory) / 2), ""},
 		{"a set limit that fits is kept", "gateway:\n  max_in_flight: 6000\n", heapOf(512 * mi), 6000, DefaultMaxBodyMemory, ""},
-		{"the unset limit gives way to a set one", "gateway:\n  max_in_flight: 5000\n", heapOf(256 * mi), 5000,
-			ByteSize(heapOf(256*mi) - GatewayBaseMemory - 5000*GatewayRequestMemory), ""},
+		{"the unset limit gives way to a set one", "gateway:\n  max_in_flight: 4000\n", heapOf(256 * mi), 4000,
+			ByteSize(heapOf(256*mi) - GatewayBaseMemory - 4000*GatewayRequestMemory), ""},
 		{"a set limit that does not fit", "gateway:\n  max_in_flight: 20000\n", heapOf(256 * mi), 0, 0,
 			"metro.yaml:2: gateway.max_in_flight: the gateway does not fit its memory limit (deploy.gateway.resources.limits.memory): 20000 requests in flight"},
 		{"no limit under a memory limit", "gateway:\n  max_body_memory: 0\n", heapOf(256 * mi), 0, 0,
