@@ -44,6 +44,16 @@ type Gateway struct {
 	MaxBodyMemory ByteSize `yaml:"max_body_memory"`
 }
 
+// BodyMemory is the budget for request bodies held at once (0: none): at
+// least MaxBody, so that a body of the largest size allowed can be read,
+// unless the user chose less (which Validate refuses).
+func (g Gateway) BodyMemory() ByteSize {
+	if g.MaxBodyMemory == 0 {
+		return 0
+	}
+	return max(g.MaxBodyMemory, g.MaxBody)
+}
+
 // RouteConfig declares a route or overrides one announced by workers.
 type RouteConfig struct {
 	Match   string   `yaml:"match"`   // a ServeMux pattern, e.g. "POST /orders"

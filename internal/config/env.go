@@ -33,7 +33,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		if err := c.set(e.Key, v); err != nil {
 			errs = append(errs, &Error{File: c.Path, Key: e.Key, Source: e.Var, Msg: err.Error()})
+			continue
 		}
+		// A later check of the value (Validate) names the variable too.
+		c.SetBy(e.Key, e.Var)
 	}
 	return errors.Join(errs...)
 }

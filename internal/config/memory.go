@@ -37,13 +37,13 @@ func GatewayMemory(maxInFlight int, maxBodyMemory ByteSize) (bytes int64, ok boo
 
 // FitGateway returns the gateway's limits for a heap of at most heap
 // bytes (GOMEMLIMIT of a container whose memory limit limitKey sets).
-// Limits the file sets are kept, and are an error when they do not fit;
-// the others are the defaults when those fit, else what fits, the room
-// left split evenly between requests and bodies.
+// Limits the user sets are kept, and are an error when they do not fit;
+// the others are the defaults when those fit, else what fits: bodies get
+// half the room (at least gateway.max_body), requests the rest.
 func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBodyMemory ByteSize, err error) {
 	g := c.Gateway
-	maxInFlight, maxBodyMemory = g.MaxInFlight, g.MaxBodyMemory
-	setFlight, setBody := c.Has("gateway.max_in_flight"), c.Has("gateway.max_body_memory")
+	maxInFlight, maxBodyMemory = g.MaxInFlight, g.BodyMemory()
+	setFlight, setBody := c.chose("gateway.max_in_flight"), c.chose("gateway.max_body_memory")
 	if need, ok := GatewayMemory(maxInFlight, maxBodyMemory); ok && need <= heap {
 		return maxInFlight, maxBodyMemory, nil
 	}
@@ -56,8 +56,9 @@ func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBo
 	room := heap - GatewayBaseMemory
 	switch {
 	case !setFlight && !setBody:
-		maxBodyMemory = ByteSize(room / 2)
-		maxInFlight = int(room / 2 / GatewayRequestMemory)
+		// Whole MiB read better in the pods' metro.yaml.
+		maxBodyMemory = max(min(maxBodyMemory, ByteSize(room/2)&^(1<<20-1)), g.MaxBody)
+		maxInFlight = int((room - maxBodyMemory.Int64()) / GatewayRequestMemory)
 	case !setFlight:
 		maxInFlight = int((room - maxBodyMemory.Int64()) / GatewayRequestMemory)
 	case !setBody:
@@ -78,8 +79,12 @@ func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBo
 	}
 	flight, body := max(maxInFlight, 1), max(maxBodyMemory, g.MaxBody)
 	need, _ := GatewayMemory(flight, body)
-	return 0, 0, c.Errorf(key, "the gateway does not fit its memory limit (%s): %d requests in flight at %s each, %s of request bodies (at least gateway.max_body) and %s for the rest need %s, above the %s its heap may take",
-		limitKey, flight, ByteSize(GatewayRequestMemory), body, ByteSize(GatewayBaseMemory), mib(need), mib(heap))
+	where := " (" + limitKey + ")"
+	if key == limitKey {
+		where = ""
+	}
+	return 0, 0, c.Errorf(key, "the gateway does not fit its memory limit%s: %d requests in flight at %s each, %s of request bodies (at least gateway.max_body) and %s for the rest need %s, above the %s its heap may take",
+		where, flight, ByteSize(GatewayRequestMemory), body, ByteSize(GatewayBaseMemory), mib(need), mib(heap))
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0fMiB", float64(n)/(1<<20)) }

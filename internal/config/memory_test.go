@@ -21,7 +21,7 @@ func TestFitGateway(t *testing.T) {
 	}{
 		{"defaults fit the default 256Mi", "", heapOf(256 * mi), DefaultMaxInFlight, DefaultMaxBodyMemory, ""},
 		{"defaults kept under a larger limit", "", heapOf(1024 * mi), DefaultMaxInFlight, DefaultMaxBodyMemory, ""},
-		{"both shrink under 128Mi", "", heapOf(128 * mi), int((heapOf(128*mi) - GatewayBaseMemory) / 2 / GatewayRequestMemory), ByteSize((heapOf(128*mi) - GatewayBaseMemory) / 2), ""},
+		{"both shrink under 128Mi", "", heapOf(128 * mi), int((heapOf(128*mi) - GatewayBaseMemory - 41*mi) / GatewayRequestMemory), 41 * mi, ""},
 		{"a set limit that fits is kept", "gateway:\n  max_in_flight: 6000\n", heapOf(512 * mi), 6000, DefaultMaxBodyMemory, ""},
 		{"the unset limit gives way to a set one", "gateway:\n  max_in_flight: 4000\n", heapOf(256 * mi), 4000,
 			ByteSize(heapOf(256*mi) - GatewayBaseMemory - 4000*GatewayRequestMemory), ""},
@@ -57,5 +57,24 @@ func TestFitGateway(t *testing.T) {
 				t.Errorf("%d requests and %s of bodies need %d bytes, heap %d", flight, body, need, tc.heap)
 			}
 		})
+	}
+}
+
+// TestBodyMemoryHoldsTheLargestBody: left to its default, the body budget
+// grows to gateway.max_body, so the largest body allowed can be read;
+// chosen smaller, in the file or the environment, it is an error there.
+func TestBodyMemoryHoldsTheLargestBody(t *testing.T) {
+	c, err := Parse("metro.yaml", t.TempDir(), []byte("gateway:\n  max_body: 100MiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Gateway.BodyMemory(); got != 100<<20 {
+		t.Errorf("BodyMemory %s, want 100MiB", got)
+	}
+	if err := c.ApplyEnv(func(k string) string { return map[string]string{"METRO_MAX_BODY_MEMORY": "50MiB"}[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "METRO_MAX_BODY_MEMORY: 50MiB is less than gateway.max_body (100MiB)") {
+		t.Errorf("Validate = %v, want the variable named", err)
 	}
 }

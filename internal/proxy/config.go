@@ -16,7 +16,7 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		RouteTTL: g.RouteTTL.Std(),
 		// In metro.yaml 0 is no limit; in Config, the default.
 		MaxInFlight:   noneIfZero(g.MaxInFlight),
-		MaxBodyMemory: int64(noneIfZero(g.MaxBodyMemory)),
+		MaxBodyMemory: int64(noneIfZero(g.BodyMemory())),
 	}
 	if g.TrustedProxies != nil {
 		tp, err := ParseTrustedProxies(g.TrustedProxies)
