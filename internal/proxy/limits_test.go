@@ -327,3 +327,40 @@ func TestRequestMemory(t *testing.T) {
 		t.Errorf("a request in flight holds %d bytes, more than config.GatewayRequestMemory (%d) that the memory limits assume", per, config.GatewayRequestMemory)
 	}
 }
+
+// TestHungWorkerMemoryBounded: with a worker that never answers, clients
+// beyond MaxInFlight are refused at once, so what the gateway holds stays
+// at about MaxInFlight requests' worth however many keep coming, instead
+// of growing with rate x timeout.
+func TestHungWorkerMemoryBounded(t *testing.T) {
+	const limit, clients = 50, 300
+	e := newEnv(t, proxy.Config{MaxInFlight: limit, Timeout: 2 * time.Minute, Routes: []proxy.RouteConfig{{Match: "GET /hang"}}})
+	got := hangRoute(e)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	refused := 0
+	for i := range clients {
+		rc := e.dialRaw()
+		rc.send(hangRequest)
+		if i < limit {
+			waitFor(t, "the request to reach the worker", func() bool { return got.Load() == int64(i+1) })
+			continue
+		}
+		rc.c.SetReadDeadline(time.Now().Add(10 * time.Second)) // "at once", on a busy machine
+		if resp, _ := rc.response(); resp.StatusCode == http.StatusServiceUnavailable {
+			refused++
+		}
+		rc.c.Close()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if refused != clients-limit || got.Load() != limit {
+		t.Errorf("%d refused, %d reached the worker; want %d and %d", refused, got.Load(), clients-limit, limit)
+	}
+	held := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	t.Logf("%d clients, %d in flight: %d bytes held", clients, limit, held)
+	if bound := int64(limit*config.GatewayRequestMemory + 2<<20); held > bound {
+		t.Errorf("%d bytes held with %d requests in flight, more than %d", held, limit, bound)
+	}
+}
