@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/worker"
 )
@@ -61,6 +62,24 @@ func WithPrefix(prefix string) Option { return func(o *worker.Options) { o.Prefi
 
 // WithConcurrency bounds how many handlers run at once (default 256).
 func WithConcurrency(n int) Option { return func(o *worker.Options) { o.Concurrency = n } }
+
+// WithMaxPending bounds the requests that wait for a free handler: at most
+// msgs of them (default 4 × the concurrency) and bytes of request data
+// (default 64 MiB, a quarter of the memory limit metro deploy gives a
+// worker). A request beyond either is answered 503 with Retry-After at
+// once, so its client can retry rather than wait for a timeout; 0 keeps a
+// default. Requests whose Metro-Deadline passes while they wait are
+// dropped unserved (the gateway has answered 504 already).
+func WithMaxPending(msgs, bytes int) Option {
+	return func(o *worker.Options) { o.MaxPending, o.MaxPendingBytes = msgs, bytes }
+}
+
+// WithRegisterer registers the worker's metrics (metro_worker_*: requests
+// shed and expired, backlog) with reg instead of a registry of its own,
+// which is served as /metrics on the health address.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *worker.Options) { o.Registerer = reg }
+}
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *worker.Options) { o.Logger = l } }

@@ -25,6 +25,8 @@ type gatewayOptions struct {
 	prefix     string
 	timeout    config.Duration
 	maxBody    config.ByteSize
+	maxFlight  int
+	maxBodyMem config.ByteSize
 	trusted    []string
 	embedNATS  string
 	accessLog  bool
@@ -57,6 +59,8 @@ defaults.`,
 	f.StringVar(&o.prefix, "prefix", "", "subject prefix, e.g. api")
 	f.Var(&o.timeout, "timeout", "default per-request timeout (default 30s)")
 	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
+	f.IntVar(&o.maxFlight, "max-in-flight", 0, "requests served at once; beyond it 503 with Retry-After (default 2048; 0: no limit)")
+	f.Var(&o.maxBodyMem, "max-body-memory", "bytes of request bodies held at once; beyond it 503 with Retry-After (default 64MiB; 0: no limit)")
 	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
@@ -87,6 +91,8 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	set("prefix", "gateway.prefix", func() { g.Prefix = o.prefix })
 	set("timeout", "gateway.timeout", func() { g.Timeout = o.timeout })
 	set("max-body", "gateway.max_body", func() { g.MaxBody = o.maxBody })
+	set("max-in-flight", "gateway.max_in_flight", func() { g.MaxInFlight = o.maxFlight })
+	set("max-body-memory", "gateway.max_body_memory", func() { g.MaxBodyMemory = o.maxBodyMem })
 	set("trusted-proxies", "gateway.trusted_proxies", func() { g.TrustedProxies = o.trusted })
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)

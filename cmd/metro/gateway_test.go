@@ -59,8 +59,17 @@ func TestGatewayCommandNamesTheBadFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(dir)
-	code, _, stderr := runCLI(t, "gateway", "--listen", "nope")
-	if code != 2 || strings.TrimSpace(stderr) != `metro: --listen: "nope" is not host:port (e.g. ":8080")` {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "nope"}, `metro: --listen: "nope" is not host:port (e.g. ":8080")`},
+		{[]string{"--max-in-flight", "-1"}, `metro: --max-in-flight: -1 is negative (0: no limit)`},
+		{[]string{"--max-body-memory", "512KiB"}, `metro: --max-body-memory: 512KiB is less than gateway.max_body (1MiB): a body of the largest size allowed could never be read`},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"gateway"}, tc.args...)...)
+		if code != 2 || strings.TrimSpace(stderr) != tc.want {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, stderr, tc.want)
+		}
 	}
 }

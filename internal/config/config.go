@@ -38,6 +38,20 @@ type Gateway struct {
 	Routes         []RouteConfig `yaml:"routes"`
 	// RouteTTL is how long a route outlives the last service announcing it.
 	RouteTTL Duration `yaml:"route_ttl"`
+	// MaxInFlight bounds the requests served at once, MaxBodyMemory the
+	// request bodies held at once (0: no limit); see memory.go.
+	MaxInFlight   int      `yaml:"max_in_flight"`
+	MaxBodyMemory ByteSize `yaml:"max_body_memory"`
+}
+
+// BodyMemory is the budget for request bodies held at once (0: none): at
+// least MaxBody, so that a body of the largest size allowed can be read,
+// unless the user chose less (which Validate refuses).
+func (g Gateway) BodyMemory() ByteSize {
+	if g.MaxBodyMemory == 0 {
+		return 0
+	}
+	return max(g.MaxBodyMemory, g.MaxBody)
 }
 
 // RouteConfig declares a route or overrides one announced by workers.
@@ -151,6 +165,9 @@ func Default() Config {
 			Timeout:  Duration(30 * time.Second),
 			MaxBody:  1 << 20,
 			RouteTTL: Duration(10 * time.Minute),
+			// Sized for the gateway's default memory limit: see memory.go.
+			MaxInFlight:   DefaultMaxInFlight,
+			MaxBodyMemory: DefaultMaxBodyMemory,
 		},
 		NATS: NATS{Port: 4222},
 		Deploy: Deploy{

@@ -1,6 +1,11 @@
 package config
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Env lists the environment variables ApplyEnv reads and the key each
 // overrides. NATS_URL is spelled as every NATS tool spells it.
@@ -10,6 +15,8 @@ var Env = []struct{ Var, Key string }{
 	{"METRO_PREFIX", "gateway.prefix"},
 	{"METRO_TIMEOUT", "gateway.timeout"},
 	{"METRO_MAX_BODY", "gateway.max_body"},
+	{"METRO_MAX_IN_FLIGHT", "gateway.max_in_flight"},
+	{"METRO_MAX_BODY_MEMORY", "gateway.max_body_memory"},
 	{"NATS_URL", "nats.url"},
 }
 
@@ -26,7 +33,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		if err := c.set(e.Key, v); err != nil {
 			errs = append(errs, &Error{File: c.Path, Key: e.Key, Source: e.Var, Msg: err.Error()})
+			continue
 		}
+		// A later check of the value (Validate) names the variable too.
+		c.SetBy(e.Key, e.Var)
 	}
 	return errors.Join(errs...)
 }
@@ -69,6 +79,21 @@ func (c *Config) set(key, v string) error {
 			return errors.New("must be greater than 0")
 		}
 		g.MaxBody = b
+	case "gateway.max_in_flight":
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		if n < 0 {
+			return errors.New("must not be negative (0: no limit)")
+		}
+		g.MaxInFlight = n
+	case "gateway.max_body_memory":
+		b, err := ParseByteSize(v)
+		if err != nil {
+			return err
+		}
+		g.MaxBodyMemory = b
 	case "nats.url":
 		c.NATS.URL = v
 	}

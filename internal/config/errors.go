@@ -85,6 +85,13 @@ func (c *Config) Has(key string) bool {
 	return ok
 }
 
+// chose reports whether the user set key: in the file, by a flag or by
+// an environment variable, rather than leaving it to the default.
+func (c *Config) chose(key string) bool {
+	_, set := c.setBy[key]
+	return set || c.Has(key)
+}
+
 func parentKey(k string) string {
 	for i := len(k) - 1; i >= 0; i-- {
 		switch k[i] {

@@ -140,6 +140,10 @@ func TestLoadErrors(t *testing.T) {
 		{"zero route timeout", "gateway:\n  routes:\n    - match: GET /a\n      timeout: 0s\n", []string{"metro.yaml:4: gateway.routes[0].timeout: must be greater than 0"}},
 		{"bad size", "gateway:\n  max_body: 1 megabyte\n", []string{`metro.yaml:2: gateway.max_body: "1 megabyte" is not a size`}},
 		{"negative size", "gateway:\n  max_body: -1\n", []string{`metro.yaml:2: gateway.max_body: "-1" is not a size`}},
+		{"negative max_in_flight", "gateway:\n  max_in_flight: -5\n", []string{"metro.yaml:2: gateway.max_in_flight: -5 is negative (0: no limit)"}},
+		{"max_in_flight not a number", "gateway:\n  max_in_flight: lots\n", []string{`metro.yaml:2: gateway.max_in_flight: "lots" is not an integer`}},
+		{"bad max_body_memory", "gateway:\n  max_body_memory: plenty\n", []string{`metro.yaml:2: gateway.max_body_memory: "plenty" is not a size`}},
+		{"max_body_memory below max_body", "gateway:\n  max_body: 2MiB\n  max_body_memory: 1MiB\n", []string{"metro.yaml:3: gateway.max_body_memory: 1MiB is less than gateway.max_body (2MiB)"}},
 		{"missing worker path", "workers:\n  catalog:\n    path: ./nowhere\n", []string{"metro.yaml:3: workers.catalog.path: ./nowhere does not exist"}},
 		{"worker path is a file", "workers:\n  catalog:\n    path: ./file\n", []string{"metro.yaml:3: workers.catalog.path: ./file is not a directory"}},
 		{"bad worker name", "workers:\n  Catalog_1:\n    path: ./catalog\n", []string{`metro.yaml:2: workers.Catalog_1: worker name "Catalog_1" is not a DNS-1123 label`}},
@@ -259,6 +263,15 @@ func TestApplyEnv(t *testing.T) {
 		{"bad timeout", map[string]string{"METRO_TIMEOUT": "abc"}, nil, `METRO_TIMEOUT: "abc" is not a duration`},
 		{"zero timeout", map[string]string{"METRO_TIMEOUT": "0s"}, nil, "METRO_TIMEOUT: must be greater than 0"},
 		{"bad size", map[string]string{"METRO_MAX_BODY": "big"}, nil, `METRO_MAX_BODY: "big" is not a size`},
+		{"limits from env", map[string]string{"METRO_MAX_IN_FLIGHT": "100", "METRO_MAX_BODY_MEMORY": "8MiB"}, func(c *Config) bool {
+			return c.Gateway.MaxInFlight == 100 && c.Gateway.MaxBodyMemory == 8<<20
+		}, ""},
+		{"no limits from env", map[string]string{"METRO_MAX_IN_FLIGHT": "0", "METRO_MAX_BODY_MEMORY": "0"}, func(c *Config) bool {
+			return c.Gateway.MaxInFlight == 0 && c.Gateway.MaxBodyMemory == 0
+		}, ""},
+		{"bad max in flight", map[string]string{"METRO_MAX_IN_FLIGHT": "many"}, nil, `METRO_MAX_IN_FLIGHT: "many" is not an integer`},
+		{"negative max in flight", map[string]string{"METRO_MAX_IN_FLIGHT": "-1"}, nil, "METRO_MAX_IN_FLIGHT: must not be negative (0: no limit)"},
+		{"bad max body memory", map[string]string{"METRO_MAX_BODY_MEMORY": "1 ton"}, nil, `METRO_MAX_BODY_MEMORY: "1 ton" is not a size`},
 		{"bad listen", map[string]string{"METRO_LISTEN": "nope"}, nil, `METRO_LISTEN: "nope" is not host:port`},
 		{"bad prefix", map[string]string{"METRO_PREFIX": "a.>"}, nil, "METRO_PREFIX: "},
 	}

@@ -42,6 +42,12 @@ func (c *Config) Validate() error {
 	if g.MaxBody <= 0 {
 		add("gateway.max_body", "must be greater than 0")
 	}
+	if g.MaxInFlight < 0 {
+		add("gateway.max_in_flight", "%d is negative (0: no limit)", g.MaxInFlight)
+	}
+	if g.MaxBodyMemory > 0 && g.MaxBodyMemory < g.MaxBody && c.chose("gateway.max_body_memory") {
+		add("gateway.max_body_memory", "%s is less than gateway.max_body (%s): a body of the largest size allowed could never be read", g.MaxBodyMemory, g.MaxBody)
+	}
 	for i, p := range g.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			add(fmt.Sprintf("gateway.trusted_proxies[%d]", i), "%q is not a CIDR (write e.g. 10.0.0.0/8, or 203.0.113.7/32 for one address)", p)

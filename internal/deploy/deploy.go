@@ -352,8 +352,11 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	checkResources("deploy.gateway.resources", g.Resources, fail)
 	g.MemLimit = memLimit(g.Resources)
 	checkResources("deploy.workers.resources", dep.Workers.Resources, fail)
-	var err error
-	g.ConfigYAML, err = gatewayFile(c, natsURL, g.HTTPPort, g.AdminPort)
+	limits, err := gatewayLimits(c, g.Resources)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	g.ConfigYAML, err = gatewayFile(c, natsURL, g.HTTPPort, g.AdminPort, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +455,7 @@ func memLimit(r config.Resources) string {
 // and the cluster's NATS URL, without workers (whose paths exist only in
 // the source tree). Listen addresses keep only their port: in a pod the
 // gateway must listen on every interface.
-func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (string, error) {
+func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int, limits memoryLimits) (string, error) {
 	type route struct {
 		Match   string          `yaml:"match"`
 		Timeout config.Duration `yaml:"timeout,omitempty"`
@@ -466,6 +469,8 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (str
 		TrustedProxies []string        `yaml:"trusted_proxies,omitempty"`
 		Routes         []route         `yaml:"routes,omitempty"`
 		RouteTTL       config.Duration `yaml:"route_ttl"`
+		MaxInFlight    int             `yaml:"max_in_flight"`
+		MaxBodyMemory  config.ByteSize `yaml:"max_body_memory"`
 	}
 	type file struct {
 		Name    string            `yaml:"name"`
@@ -482,6 +487,8 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (str
 			MaxBody:        c.Gateway.MaxBody,
 			TrustedProxies: c.Gateway.TrustedProxies,
 			RouteTTL:       c.Gateway.RouteTTL,
+			MaxInFlight:    limits.maxInFlight,
+			MaxBodyMemory:  limits.maxBodyMemory,
 		},
 		NATS: map[string]string{"url": natsURL},
 	}

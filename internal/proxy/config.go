@@ -14,6 +14,9 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		Timeout:  g.Timeout.Std(),
 		MaxBody:  g.MaxBody.Int64(),
 		RouteTTL: g.RouteTTL.Std(),
+		// In metro.yaml 0 is no limit; in Config, the default.
+		MaxInFlight:   noneIfZero(g.MaxInFlight),
+		MaxBodyMemory: int64(noneIfZero(g.BodyMemory())),
 	}
 	if g.TrustedProxies != nil {
 		tp, err := ParseTrustedProxies(g.TrustedProxies)
@@ -29,4 +32,11 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		out.Routes = append(out.Routes, RouteConfig{Match: r.Match, Timeout: r.Timeout.Std()})
 	}
 	return out, nil
+}
+
+func noneIfZero[T int | config.ByteSize](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

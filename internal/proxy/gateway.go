@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -32,6 +31,11 @@ type Config struct {
 	Prefix  string
 	Timeout time.Duration
 	MaxBody int64
+	// MaxInFlight bounds the requests served at once, MaxBodyMemory the
+	// bytes of request bodies held at once; beyond either a request is
+	// answered 503 with Retry-After. 0 takes the default, negative: none.
+	MaxInFlight   int
+	MaxBodyMemory int64
 	// TrustedProxies nil means DefaultTrustedProxies; empty trusts none.
 	TrustedProxies []netip.Prefix
 	// Routes are declared routes (reachable plain subscribers) and
@@ -73,6 +77,7 @@ type Gateway struct {
 	table          *table
 	inbox          *inbox
 	metrics        *metrics
+	limits         *limits
 	unmatched      *routeMetrics
 	log            *slog.Logger
 	access         slog.Handler // the access log's, nil for none
@@ -109,6 +114,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		reg = prometheus.NewRegistry()
 	}
 	g.metrics = newMetrics(reg, nc, func() int { return len(g.table.load()) })
+	g.limits = newLimits(cfg, reg)
 	g.unmatched = g.metrics.forRoute(unmatchedRoute)
 	g.table.newRoute = func(r *route) {
 		r.metrics = g.metrics.forRoute(r.pattern)
@@ -242,7 +248,18 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		fail(http.StatusServiceUnavailable, "the gateway is not connected to NATS")
 		return
 	}
-	body, status, err := g.readBody(w, r)
+	if !g.limits.enter() {
+		if r.ContentLength != 0 {
+			// Reading a body only to drop it would hold the connection.
+			w.Header().Set("Connection", "close")
+		}
+		fail(http.StatusServiceUnavailable, fmt.Sprintf("the gateway is at its limit of %d requests in flight (gateway.max_in_flight)", g.limits.maxInFlight))
+		return
+	}
+	defer g.limits.leave()
+	var held int64
+	defer func() { g.limits.bodies.give(held) }()
+	body, status, err := g.readBody(w, r, &held)
 	if err != nil {
 		fail(status, err.Error())
 		return
@@ -291,35 +308,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 }
 
 var errBodyTooLarge = errors.New("request body too large")
-
-// readBody reads the whole body: a request message carries it in one piece.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
-	limit := g.maxBody
-	if mp := g.nc.MaxPayload(); mp > 0 && mp < limit {
-		limit = mp
-	}
-	switch {
-	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
-		return nil, 0, nil
-	case r.ContentLength > limit:
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, limit)
-	case r.ContentLength > 0:
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
-		}
-		return b, 0, nil
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
-		}
-		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
-	}
-	return b, 0, nil
-}
 
 // allowHeader lists methods sorted and once each; GET brings HEAD along.
 func allowHeader(methods []string) string {

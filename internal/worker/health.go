@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // healthServer answers probes: /healthz while the process runs its loop,
-// /readyz while connected with subscriptions active and not draining.
+// /readyz while connected with subscriptions active and not draining; and
+// /metrics, the worker's own series.
 type healthServer struct {
 	srv  *http.Server
 	done chan struct{}
@@ -30,6 +33,9 @@ func startHealth(addr string, w *Worker) (*healthServer, error) {
 		}
 		rw.Write([]byte("ok\n"))
 	})
+	if g := w.metrics.gatherer; g != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
 	h := &healthServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)

@@ -22,6 +22,9 @@ import (
 // of this worker matches it: NATS hands a message to one queue member of
 // whichever subscription matched, and another worker may own the route.
 func (w *Worker) serve(m *nats.Msg) {
+	if w.expired(m) {
+		return // it may have waited in the backlog past its deadline
+	}
 	start := time.Now()
 	req, cancel, err := w.request(m)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/natsconn"
@@ -31,6 +32,24 @@ const (
 	DefaultConcurrency  = 256
 	DefaultDrainTimeout = 30 * time.Second
 	DefaultVersion      = "0.0.0"
+	// DefaultMaxPending is the default MaxPending per unit of
+	// Concurrency: a backlog of four rounds of handlers absorbs a burst,
+	// and what waits in it waits for at most four handler times.
+	DefaultMaxPending = 4
+	// DefaultMaxPendingBytes keeps waiting requests to a quarter of the
+	// 256Mi memory limit that metro deploy gives a worker.
+	DefaultMaxPendingBytes = 64 << 20
+)
+
+// Each subscription's buffer in nats.go holds what arrived and receive
+// has not yet taken. It only fills when the delivery goroutine falls
+// behind the network, since receive never waits; it must stay above the
+// backlog's bounds, and hold the largest message NATS allows, as a
+// message it drops is lost without an answer and its client waits for a
+// timeout.
+const (
+	subPendingMsgs  = 1 << 16
+	subPendingBytes = 64 << 20 // nats-server's largest max_payload
 )
 
 // poolIdle is how long a handler goroutine waits for another message
@@ -51,8 +70,17 @@ type Options struct {
 	Concurrency  int
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
-	// HealthAddr, when set, serves /healthz and /readyz there.
+	// HealthAddr, when set, serves /healthz and /readyz there, and
+	// /metrics unless Registerer is set.
 	HealthAddr string
+	// MaxPending bounds the requests waiting for a free handler (default
+	// DefaultMaxPending × Concurrency), MaxPendingBytes their size; a
+	// request beyond either is answered 503 with Retry-After at once.
+	MaxPending      int
+	MaxPendingBytes int
+	// Registerer gets the worker's metrics; nil keeps them in a registry
+	// of the worker's own, served on HealthAddr.
+	Registerer prometheus.Registerer
 }
 
 // endpoint is one route: one subscription, one micro endpoint.
@@ -85,8 +113,9 @@ type Worker struct {
 	draining atomic.Bool
 	running  atomic.Bool
 	inflight sync.WaitGroup
-	sem      chan struct{}
+	backlog  *backlog
 	pool     *pool
+	metrics  *metrics
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
@@ -106,7 +135,13 @@ func New(opts Options) *Worker {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Worker{
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending * opts.Concurrency
+	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	w := &Worker{
 		opts:      opts,
 		mux:       http.NewServeMux(),
 		byPattern: map[string]*endpoint{},
@@ -114,7 +149,10 @@ func New(opts Options) *Worker {
 		id:        nuid.Next(),
 		ready:     make(chan struct{}),
 		log:       opts.Logger.With("worker", opts.Name),
+		backlog:   newBacklog(opts.Concurrency, opts.MaxPending, opts.MaxPendingBytes),
 	}
+	w.metrics = newMetrics(opts.Name, opts.Registerer, w.backlog)
+	return w
 }
 
 // Conn is the worker's connection while Run runs, nil otherwise.
@@ -222,11 +260,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.nc = nc
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
-	w.sem = make(chan struct{}, w.opts.Concurrency)
 	pool, stopPool := startPool(func(m *nats.Msg) {
-		w.serve(m)
-		<-w.sem
-		w.inflight.Done()
+		// The slot passes from one waiting message to the next.
+		for ; m != nil; m = w.backlog.next() {
+			w.serve(m)
+			w.inflight.Done()
+		}
 	}, poolIdle)
 	w.pool = pool
 	// Idle handler goroutines end with Run; busy ones (past a drain
@@ -250,9 +289,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			unsubscribe(subs)
 			return fmt.Errorf("subscribing %s to %s: %w", ep.pattern, ep.subject, err)
 		}
-		// Hold far more than the pool can take at once, so a burst waits
-		// in the client instead of being dropped as a slow consumer.
-		_ = sub.SetPendingLimits(1<<20, 256<<20)
+		_ = sub.SetPendingLimits(max(subPendingMsgs, w.opts.MaxPending), max(subPendingBytes, w.opts.MaxPendingBytes))
 		subs = append(subs, sub)
 	}
 	svcSubs, err := w.serveServiceProtocol(nc)
@@ -336,12 +373,23 @@ func unsubscribe(subs []*nats.Subscription) {
 }
 
 // receive runs on a subscription's delivery goroutine: it hands the
-// message to the pool and returns, so a slow handler holds up nothing but
-// its own slot.
+// message to the pool, or to the backlog when every handler is busy, and
+// returns without waiting, so a slow handler holds up nothing but its own
+// slot. A message whose client has stopped waiting is dropped; one that
+// finds the backlog full is refused with 503 at once, which the client
+// can retry elsewhere, instead of a 504 after its whole timeout.
 func (w *Worker) receive(m *nats.Msg) {
-	w.sem <- struct{}{}
+	if w.expired(m) {
+		return
+	}
 	w.inflight.Add(1)
-	w.pool.dispatch(m)
+	switch w.backlog.admit(m) {
+	case admitRun:
+		w.pool.dispatch(m)
+	case admitShed:
+		w.inflight.Done()
+		w.shed(m)
+	}
 }
 
 // Patterns lists the registered patterns, sorted.

@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metropolis-dev/metro/internal/config"
+)
+
+// Defaults of the gateway's memory limits, sized for the memory limit
+// that metro deploy gives the gateway: see internal/config/memory.go.
+const (
+	DefaultMaxInFlight   = config.DefaultMaxInFlight
+	DefaultMaxBodyMemory = config.DefaultMaxBodyMemory
+)
+
+// firstBodyBuffer is the most a body buffer starts at: it then doubles as
+// bytes arrive, so a client that announces a large body and sends little
+// holds little. A body of this size or less is read into one buffer.
+const firstBodyBuffer = 16 << 10
+
+// limits hold what bounds the gateway's memory: the requests it serves at
+// once, and the bytes of request bodies it holds.
+type limits struct {
+	maxInFlight int64 // 0: none
+	inFlight    atomic.Int64
+	bodies      budget
+	shedFlight  prometheus.Counter
+	shedBodies  prometheus.Counter
+}
+
+func newLimits(cfg Config, reg prometheus.Registerer) *limits {
+	l := &limits{maxInFlight: int64(orDefault(cfg.MaxInFlight, DefaultMaxInFlight))}
+	l.bodies.max = int64(orDefault(cfg.MaxBodyMemory, DefaultMaxBodyMemory))
+	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "metro", Subsystem: "gateway", Name: "shed_total",
+		Help: "Requests answered 503 at once because a limit of the gateway was reached, by limit.",
+	}, []string{"limit"})
+	l.shedFlight = shed.WithLabelValues("max_in_flight")
+	l.shedBodies = shed.WithLabelValues("max_body_memory")
+	bodyMemory := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "metro", Subsystem: "gateway", Name: "body_memory_bytes",
+		Help: "Bytes of request body buffers held now (limit: gateway.max_body_memory).",
+	}, func() float64 { return float64(l.bodies.used.Load()) })
+	reg.MustRegister(shed, bodyMemory)
+	return l
+}
+
+// orDefault reads a limit of Config: 0 takes the default, negative none.
+func orDefault[T int | int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// enter counts a request in, or reports false when it would exceed
+// max_in_flight; a true must be matched by leave.
+func (l *limits) enter() bool {
+	n := l.inFlight.Add(1)
+	if l.maxInFlight > 0 && n > l.maxInFlight {
+		l.inFlight.Add(-1)
+		l.shedFlight.Inc()
+		return false
+	}
+	return true
+}
+
+func (l *limits) leave() { l.inFlight.Add(-1) }
+
+// budget is a total of bytes shared by all requests; max 0 is unbounded.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *budget) take(n int64) bool {
+	if b.used.Add(n) > b.max && b.max > 0 {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *budget) give(n int64) { b.used.Add(-n) }
+
+// errBodyMemory is a body that would take the gateway past max_body_memory.
+var errBodyMemory = errors.New("the gateway holds as many bytes of request bodies as its limit allows (gateway.max_body_memory)")
+
+// readBody reads the whole body (a request message carries it in one
+// piece) into a buffer that grows as the bytes arrive and is charged to
+// the body budget; *held is what the caller must give back when the
+// request is done.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, int, error) {
+	limit := g.maxBody
+	if mp := g.nc.MaxPayload(); mp > 0 && mp < limit {
+		limit = mp
+	}
+	size := r.ContentLength // the buffer's final size
+	var body io.Reader = r.Body
+	switch {
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		return nil, 0, nil
+	case r.ContentLength > limit:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, limit)
+	case r.ContentLength < 0:
+		// One byte past the limit makes MaxBytesReader fail, and that
+		// closes the connection rather than read on.
+		body = http.MaxBytesReader(w, r.Body, limit)
+		size = limit + 1
+	}
+	var buf []byte
+	n := 0
+	for {
+		grown := min(max(2*int64(len(buf)), firstBodyBuffer), size)
+		if !g.limits.bodies.take(grown - int64(len(buf))) {
+			g.limits.shedBodies.Inc()
+			// The rest of the body is not wanted: without this the server
+			// would read it to keep the connection.
+			w.Header().Set("Connection", "close")
+			return nil, http.StatusServiceUnavailable, errBodyMemory
+		}
+		*held = grown
+		nb := make([]byte, grown)
+		copy(nb, buf[:n])
+		buf = nb
+		m, err := io.ReadFull(body, buf[n:])
+		n += m
+		switch {
+		case err == nil && int64(n) < size:
+			continue
+		case err == nil && r.ContentLength >= 0:
+			return buf, 0, nil
+		case (err == io.EOF || err == io.ErrUnexpectedEOF) && r.ContentLength < 0:
+			return buf[:n], 0, nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
+		}
+		if err == nil {
+			err = io.ErrUnexpectedEOF // unreachable: an unknown length ends in an error
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+	}
+}
