@@ -57,7 +57,7 @@ defaults.`,
 	f.StringVar(&o.prefix, "prefix", "", "subject prefix, e.g. api")
 	f.Var(&o.timeout, "timeout", "default per-request timeout (default 30s)")
 	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
-	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
+	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-* and Forwarded headers are kept (default loopback only; none: no peer)")
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address")
@@ -87,7 +87,12 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	set("prefix", "gateway.prefix", func() { g.Prefix = o.prefix })
 	set("timeout", "gateway.timeout", func() { g.Timeout = o.timeout })
 	set("max-body", "gateway.max_body", func() { g.MaxBody = o.maxBody })
-	set("trusted-proxies", "gateway.trusted_proxies", func() { g.TrustedProxies = o.trusted })
+	set("trusted-proxies", "gateway.trusted_proxies", func() {
+		g.TrustedProxies = o.trusted
+		if len(o.trusted) == 1 && o.trusted[0] == "none" {
+			g.TrustedProxies = []string{}
+		}
+	})
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
 	}

@@ -1,6 +1,11 @@
 package config
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
 
 // Env lists the environment variables ApplyEnv reads and the key each
 // overrides. NATS_URL is spelled as every NATS tool spells it.
@@ -10,6 +15,7 @@ var Env = []struct{ Var, Key string }{
 	{"METRO_PREFIX", "gateway.prefix"},
 	{"METRO_TIMEOUT", "gateway.timeout"},
 	{"METRO_MAX_BODY", "gateway.max_body"},
+	{"METRO_TRUSTED_PROXIES", "gateway.trusted_proxies"},
 	{"NATS_URL", "nats.url"},
 }
 
@@ -69,6 +75,19 @@ func (c *Config) set(key, v string) error {
 			return errors.New("must be greater than 0")
 		}
 		g.MaxBody = b
+	case "gateway.trusted_proxies":
+		// Comma-separated CIDRs; "none" trusts no peer, not even loopback.
+		cidrs := []string{}
+		if v != "none" {
+			for _, p := range strings.Split(v, ",") {
+				p = strings.TrimSpace(p)
+				if _, err := netip.ParsePrefix(p); err != nil {
+					return fmt.Errorf("%q is not a CIDR (write e.g. 10.0.0.0/8, or none)", p)
+				}
+				cidrs = append(cidrs, p)
+			}
+		}
+		g.TrustedProxies = cidrs
 	case "nats.url":
 		c.NATS.URL = v
 	}

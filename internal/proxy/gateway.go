@@ -252,7 +252,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		timeout = rt.timeout
 	}
 	deadline := time.Now().Add(timeout)
-	xff, host, proto := g.forwarded(r)
+	xff, host, proto, untrusted := g.forwarded(r)
 	req := wire.Request{
 		Method:      r.Method,
 		EscapedPath: path,
@@ -261,7 +261,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		RequestID:   rid,
 		Deadline:    deadline,
 		Body:        body,
-		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
+		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto, Untrusted: untrusted},
 		Route:       rt.key,
 	}
 	h := w.Header()

@@ -91,15 +91,35 @@ type Request struct {
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
-type Forwarded struct{ For, Host, Proto string }
+type Forwarded struct {
+	For, Host, Proto string
+	// Untrusted drops every header that names the client's address or
+	// the URL it used (see isClientClaim): the peer is not a proxy the
+	// gateway trusts, so what it says about the client is its own claim.
+	Untrusted bool
+}
+
+// isClientClaim reports whether the canonical header name k is one that
+// proxies set to describe the client (RFC 7239 Forwarded, the X-Forwarded-*
+// family, and the single-address headers of nginx, Akamai and others). A
+// worker or its framework may take any of them as the client's address,
+// scheme or path prefix, so from an untrusted peer none may pass.
+func isClientClaim(k string) bool {
+	switch k {
+	case "Forwarded", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip":
+		return true
+	}
+	return strings.HasPrefix(k, "X-Forwarded-")
+}
 
 // Msg returns the NATS message for r on subject subj. Forwarded headers
 // are set after the copy, so nothing the client sent can override them.
 func (r *Request) Msg(subj string) *nats.Msg {
 	h := make(nats.Header, len(r.Header)+9)
 	connection := r.Header["Connection"]
+	strip := r.Forwarded != nil && r.Forwarded.Untrusted
 	for k, v := range r.Header {
-		if isReserved(k) || isHop(k, connection) {
+		if isReserved(k) || isHop(k, connection) || strip && isClientClaim(k) {
 			continue
 		}
 		h[k] = v
