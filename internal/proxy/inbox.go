@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/wire"
 )
 
 // inbox delivers replies to the gateway's requests with less work per
@@ -109,7 +111,7 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 			if len(m.Subject) != len(msg.Reply) || m.Subject != msg.Reply {
 				continue // a late reply to an earlier request on this slot
 			}
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			if wire.IsNoResponders(m) {
 				return nil, nats.ErrNoResponders
 			}
 			return m, nil
