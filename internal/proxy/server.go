@@ -104,16 +104,24 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("gateway listener on %s: %w", cfg.Listen, err)
 	}
+	const maxHeaderBytes = 64 << 10
+	// net/http reads at most MaxHeaderBytes plus 4096 bytes of slack for a
+	// header block; the framing check holds a block up to that.
+	s.ln = &framingListener{Listener: s.ln, maxHeader: maxHeaderBytes + 4096 + 1024}
 	timeout := cmp(cfg.Gateway.Timeout, DefaultTimeout)
 	s.http = &http.Server{
-		Handler: gw,
+		Handler:     framingGuard(gw, s.log),
+		ConnContext: framingContext,
+		// "OPTIONS *" goes to the gateway like any request (and gets its
+		// 400), instead of net/http's own answer.
+		DisableGeneralOptionsHandler: true,
 		// Slow-loris bounds: headers must arrive promptly and be small;
 		// the body has the route timeout's time to arrive.
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       timeout + 10*time.Second,
 		WriteTimeout:      timeout + 15*time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Admin != "" {
