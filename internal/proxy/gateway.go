@@ -189,7 +189,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := wire.RequestID(r.Header.Get(wire.ClientRequestID))
 	w.Header()[wire.ClientRequestID] = []string{rid}
 	var x exchange
-	g.serve(w, r, rid, &x)
+	g.serve(w, r, start, rid, &x)
 	g.metrics.inflight.Dec()
 	elapsed := time.Since(start)
 	rm := g.unmatched
@@ -202,7 +202,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *exchange) {
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time, rid string, x *exchange) {
 	fail := func(status int, detail string) {
 		x.status, x.err = status, detail
 		retry := 0
@@ -242,16 +242,22 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		fail(http.StatusServiceUnavailable, "the gateway is not connected to NATS")
 		return
 	}
+	// The route's timeout bounds the whole exchange, body included, and
+	// the connection's deadlines follow it (see routeDeadlines).
+	deadline := start.Add(g.timeout)
+	if rt.timeout > 0 && rt.timeout != g.timeout {
+		deadline = start.Add(rt.timeout)
+		routeDeadlines(w, deadline)
+	}
 	body, status, err := g.readBody(w, r)
 	if err != nil {
 		fail(status, err.Error())
 		return
 	}
-	timeout := g.timeout
-	if rt.timeout > 0 {
-		timeout = rt.timeout
+	if time.Now().After(deadline) {
+		fail(http.StatusRequestTimeout, "the request body took longer than the route's timeout")
+		return
 	}
-	deadline := time.Now().Add(timeout)
 	xff, host, proto, untrusted := g.forwarded(r)
 	req := wire.Request{
 		Method:      r.Method,
@@ -286,8 +292,36 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	}
 	h[wire.ClientRequestID] = []string{rid}
 	w.WriteHeader(rep.Status)
-	n, _ := w.Write(rep.Body)
+	n, err := w.Write(rep.Body)
+	if f, ok := w.(interface{ FlushError() error }); ok && err == nil {
+		// Sent now rather than after ServeHTTP returns, so that a reply
+		// the connection could not take (a write deadline, a client gone)
+		// is logged and counted as such, not as the status it carried.
+		err = f.FlushError()
+	}
 	x.status, x.bytes = rep.Status, n
+	if err != nil {
+		x.status, x.err = statusClientGone, fmt.Sprintf("the %d reply could not be sent: %v", rep.Status, err)
+	}
+}
+
+// Margins past a request's deadline for its connection: the read deadline
+// lets net/http notice a client that left while a reply is awaited, and
+// the write deadline leaves time to send the reply. The server applies
+// them to the default timeout (NewServer), routeDeadlines to a route's own.
+const (
+	readMargin  = 10 * time.Second
+	writeMargin = 15 * time.Second
+)
+
+// routeDeadlines moves the connection's deadlines to a route's own
+// timeout. Left at the server's, which come from the default timeout, a
+// longer route's reply would be cut off, and a background read past the
+// read deadline would end the request's context as if the client had left.
+func routeDeadlines(w http.ResponseWriter, deadline time.Time) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline.Add(readMargin)) // not supported: not a connection of ours
+	_ = rc.SetWriteDeadline(deadline.Add(writeMargin))
 }
 
 var errBodyTooLarge = errors.New("request body too large")

@@ -36,7 +36,7 @@ type ServerConfig struct {
 	Conn    *nats.Conn
 	Gateway Config
 	// ShutdownTimeout bounds how long in-flight requests may take to
-	// finish after a stop; default: the gateway timeout plus 5s.
+	// finish after a stop; default: the longest route timeout plus 5s.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// AccessLog, when set, gets one entry per request, JSON or (with
@@ -118,8 +118,8 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		// Slow-loris bounds: headers must arrive promptly and be small;
 		// the body has the route timeout's time to arrive.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       timeout + 10*time.Second,
-		WriteTimeout:      timeout + 15*time.Second,
+		ReadTimeout:       timeout + readMargin,
+		WriteTimeout:      timeout + writeMargin,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -248,7 +248,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("gateway stopping: finishing requests in flight")
 	timeout := s.cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = cmp(s.cfg.Gateway.Timeout, DefaultTimeout) + 5*time.Second
+		timeout = s.cfg.Gateway.longestTimeout() + 5*time.Second
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -267,6 +267,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("gateway stopped")
 	return err
+}
+
+// longestTimeout is the longest any request may wait for its reply.
+func (c Config) longestTimeout() time.Duration {
+	longest := cmp(c.Timeout, DefaultTimeout)
+	for _, r := range c.Routes {
+		longest = max(longest, r.Timeout)
+	}
+	return longest
 }
 
 func serve(srv *http.Server, ln net.Listener) error {
