@@ -45,6 +45,10 @@ type Config struct {
 	// AccessLog, when set, gets one entry per request.
 	AccessLog  *slog.Logger
 	Registerer prometheus.Registerer
+
+	// redial, when set, connects anew to the cluster, for a handoff away
+	// from a server entering lame duck mode (see Server).
+	redial func() (*nats.Conn, error)
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -71,7 +75,10 @@ type Gateway struct {
 	interval       time.Duration
 	liveWindow     time.Duration // a route unannounced for longer has no live worker
 	table          *table
-	inbox          *inbox
+	primary        *lane                // on nc
+	lane           atomic.Pointer[lane] // where requests go: primary, or a standby during a handoff
+	redial         func() (*nats.Conn, error)
+	handoff        handoffState
 	metrics        *metrics
 	unmatched      *routeMetrics
 	log            *slog.Logger
@@ -89,12 +96,14 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		trustedProxies: cfg.TrustedProxies,
 		interval:       cmp(cfg.DiscoveryInterval, DefaultDiscoveryInterval),
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
-		inbox:          newInbox(nc),
+		redial:         cfg.redial,
 		log:            cfg.Logger,
 	}
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
 	}
+	g.primary = newLane(nc)
+	g.lane.Store(g.primary)
 	// Three rounds of discovery, so one slow answer does not turn away
 	// requests that a worker would have served.
 	g.liveWindow = max(3*g.interval, time.Second)
@@ -136,6 +145,8 @@ func cmp[T int64 | time.Duration](v, def T) T {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	g.handoff.start(ctx)
+	defer g.handoff.stop()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- discovery.Watch(ctx, g.nc, g.prefix, g.interval, func(s discovery.Service) {
@@ -236,7 +247,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		fail(http.StatusServiceUnavailable, "no worker is available for this route")
 		return
 	}
-	if !g.nc.IsConnected() {
+	ln := g.acquire()
+	defer ln.release()
+	if !ln.nc.IsConnected() {
 		// nats.go would buffer the request until it reconnects; a client
 		// is better served by an answer now.
 		fail(http.StatusServiceUnavailable, "the gateway is not connected to NATS")
@@ -271,7 +284,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		Route:       rt.key,
 	}
 	h := w.Header()
-	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	m, err := ln.inbox.request(r.Context(), req.Msg(x.subject), deadline)
 	if err != nil && r.Context().Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
 		return

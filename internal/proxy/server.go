@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,9 @@ type Server struct {
 	http     *http.Server
 	admin    *http.Server
 	stopping atomic.Bool
+	// lameDuck is the gateway to tell of a server's lame duck mode, once
+	// there is one (the notice may come while NewServer still runs).
+	lameDuck atomic.Pointer[Gateway]
 	log      *slog.Logger
 	access   *bufferedLog
 }
@@ -85,6 +89,9 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	if s.ownConn && s.ns == nil {
+		cfg.Gateway.redial = s.redial
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Gateway.Registerer = reg
@@ -101,6 +108,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.gw = gw
+	s.lameDuck.Store(gw)
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("gateway listener on %s: %w", cfg.Listen, err)
 	}
@@ -148,12 +156,11 @@ func (s *Server) connect() error {
 		s.nc = s.cfg.Conn
 		return nil
 	}
-	opts := append([]nats.Option{
-		nats.Name("metro gateway"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		natsconn.Coalesce(),
-	}, s.cfg.NATSOptions...)
+	opts := append(s.baseOptions(), nats.LameDuckModeHandler(func(*nats.Conn) {
+		if gw := s.lameDuck.Load(); gw != nil {
+			gw.LameDuck()
+		}
+	}))
 	url := s.cfg.NATSURL
 	if s.cfg.EmbedNATS != "" {
 		host, port, err := splitHostPort(s.cfg.EmbedNATS)
@@ -182,6 +189,21 @@ func (s *Server) connect() error {
 	}
 	s.nc, s.ownConn, s.natsLost = nc, true, lost
 	return nil
+}
+
+func (s *Server) baseOptions() []nats.Option {
+	return append([]nats.Option{
+		nats.Name("metro gateway"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		natsconn.Coalesce(),
+	}, s.cfg.NATSOptions...)
+}
+
+// redial connects a second time to the cluster, to any server but one in
+// lame duck mode (which takes no new connections), for Gateway.LameDuck.
+func (s *Server) redial() (*nats.Conn, error) {
+	return nats.Connect(strings.Join(s.nc.Servers(), ","), s.baseOptions()...)
 }
 
 func splitHostPort(addr string) (string, int, error) {

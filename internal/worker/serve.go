@@ -322,7 +322,7 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) bool {
 		h[wire.HeaderStatus] = []string{strconv.Itoa(status)}
 	}
 	body := rw.body.Bytes()
-	err := m.RespondMsg(&nats.Msg{Header: h, Data: body})
+	err := w.respond(m, &nats.Msg{Header: h, Data: body})
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// nats.go measures headers and body together against the
 		// server's max_payload; a client is better told why than left to
@@ -336,12 +336,23 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) bool {
 	return true
 }
 
+// respond sends a reply to m over the worker's own connection, not over
+// the one m came in on: during a handoff (see handOff) requests also come
+// through a second connection, which may close before the handler is done.
+func (w *Worker) respond(m *nats.Msg, rep *nats.Msg) error {
+	if m.Reply == "" {
+		return nats.ErrMsgNoReply
+	}
+	rep.Subject = m.Reply
+	return w.nc.PublishMsg(rep)
+}
+
 func (w *Worker) replyProblem(m *nats.Msg, status int, detail, requestID string) {
 	h := nats.Header{
 		wire.HeaderStatus: []string{strconv.Itoa(status)},
 		"Content-Type":    []string{wire.ProblemContentType},
 	}
-	if err := m.RespondMsg(&nats.Msg{Header: h, Data: wire.NewProblem(status, detail, requestID).Body()}); err != nil {
+	if err := w.respond(m, &nats.Msg{Header: h, Data: wire.NewProblem(status, detail, requestID).Body()}); err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}
 }
