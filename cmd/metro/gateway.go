@@ -61,7 +61,7 @@ defaults.`,
 	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
 	f.IntVar(&o.maxFlight, "max-in-flight", 0, "requests served at once; beyond it 503 with Retry-After (default 2048; 0: no limit)")
 	f.Var(&o.maxBodyMem, "max-body-memory", "bytes of request bodies held at once; beyond it 503 with Retry-After (default 64MiB; 0: no limit)")
-	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
+	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-* and Forwarded headers are kept (default loopback only; none: no peer)")
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address")
@@ -93,7 +93,12 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	set("max-body", "gateway.max_body", func() { g.MaxBody = o.maxBody })
 	set("max-in-flight", "gateway.max_in_flight", func() { g.MaxInFlight = o.maxFlight })
 	set("max-body-memory", "gateway.max_body_memory", func() { g.MaxBodyMemory = o.maxBodyMem })
-	set("trusted-proxies", "gateway.trusted_proxies", func() { g.TrustedProxies = o.trusted })
+	set("trusted-proxies", "gateway.trusted_proxies", func() {
+		g.TrustedProxies = o.trusted
+		if len(o.trusted) == 1 && o.trusted[0] == "none" {
+			g.TrustedProxies = []string{}
+		}
+	})
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
 	}

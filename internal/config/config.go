@@ -138,6 +138,11 @@ type Ingress struct {
 	Host      string `yaml:"host"`
 	TLSSecret string `yaml:"tls_secret"`
 	Class     string `yaml:"class"`
+	// TrustedProxies are the CIDRs the Ingress controller connects to the
+	// gateway from (the cluster's pod network), written to the deployed
+	// gateway's trusted_proxies unless gateway.trusted_proxies is set.
+	// Empty: the private and shared address ranges that pod networks use.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // DeployNATS sizes the NATS cluster metro deploys when nats.url is empty.

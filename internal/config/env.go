@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -17,6 +18,7 @@ var Env = []struct{ Var, Key string }{
 	{"METRO_MAX_BODY", "gateway.max_body"},
 	{"METRO_MAX_IN_FLIGHT", "gateway.max_in_flight"},
 	{"METRO_MAX_BODY_MEMORY", "gateway.max_body_memory"},
+	{"METRO_TRUSTED_PROXIES", "gateway.trusted_proxies"},
 	{"NATS_URL", "nats.url"},
 }
 
@@ -94,6 +96,19 @@ func (c *Config) set(key, v string) error {
 			return err
 		}
 		g.MaxBodyMemory = b
+	case "gateway.trusted_proxies":
+		// Comma-separated CIDRs; "none" trusts no peer, not even loopback.
+		cidrs := []string{}
+		if v != "none" {
+			for _, p := range strings.Split(v, ",") {
+				p = strings.TrimSpace(p)
+				if _, err := netip.ParsePrefix(p); err != nil {
+					return fmt.Errorf("%q is not a CIDR (write e.g. 10.0.0.0/8, or none)", p)
+				}
+				cidrs = append(cidrs, p)
+			}
+		}
+		g.TrustedProxies = cidrs
 	case "nats.url":
 		c.NATS.URL = v
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -274,6 +275,13 @@ func TestApplyEnv(t *testing.T) {
 		{"bad max body memory", map[string]string{"METRO_MAX_BODY_MEMORY": "1 ton"}, nil, `METRO_MAX_BODY_MEMORY: "1 ton" is not a size`},
 		{"bad listen", map[string]string{"METRO_LISTEN": "nope"}, nil, `METRO_LISTEN: "nope" is not host:port`},
 		{"bad prefix", map[string]string{"METRO_PREFIX": "a.>"}, nil, "METRO_PREFIX: "},
+		{"trusted proxies", map[string]string{"METRO_TRUSTED_PROXIES": "10.244.0.0/16, 127.0.0.1/32"}, func(c *Config) bool {
+			return slices.Equal(c.Gateway.TrustedProxies, []string{"10.244.0.0/16", "127.0.0.1/32"})
+		}, ""},
+		{"trusting none", map[string]string{"METRO_TRUSTED_PROXIES": "none"}, func(c *Config) bool {
+			return c.Gateway.TrustedProxies != nil && len(c.Gateway.TrustedProxies) == 0
+		}, ""},
+		{"bad cidr", map[string]string{"METRO_TRUSTED_PROXIES": "10.0.0.0/8,nope"}, nil, `METRO_TRUSTED_PROXIES: "nope" is not a CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,6 +141,13 @@ func (c *Config) validateDeploy() []error {
 	if d.Ingress != nil && d.Ingress.Host == "" {
 		add("deploy.ingress.host", "is required when deploy.ingress is set")
 	}
+	if d.Ingress != nil {
+		for i, p := range d.Ingress.TrustedProxies {
+			if _, err := netip.ParsePrefix(p); err != nil {
+				add(fmt.Sprintf("deploy.ingress.trusted_proxies[%d]", i), "%q is not a CIDR (write e.g. 10.244.0.0/16, the cluster's pod network)", p)
+			}
+		}
+	}
 	return errs
 }
 

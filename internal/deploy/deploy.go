@@ -485,7 +485,7 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int, limi
 			Prefix:         c.Gateway.Prefix,
 			Timeout:        c.Gateway.Timeout,
 			MaxBody:        c.Gateway.MaxBody,
-			TrustedProxies: c.Gateway.TrustedProxies,
+			TrustedProxies: trustedProxies(c),
 			RouteTTL:       c.Gateway.RouteTTL,
 			MaxInFlight:    limits.maxInFlight,
 			MaxBodyMemory:  limits.maxBodyMemory,
@@ -502,6 +502,30 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int, limi
 		return "", fmt.Errorf("writing the gateway's metro.yaml: %w", err)
 	}
 	return "# metro.yaml for the gateway pods, written by metro deploy.\n" + b.String(), nil
+}
+
+// ingressTrust is whom the deployed gateway trusts for X-Forwarded-* behind
+// an Ingress when neither gateway.trusted_proxies nor
+// deploy.ingress.trusted_proxies says: the ranges pod networks are carved
+// from (RFC 1918, the RFC 6598 shared space some CNIs use, IPv6 ULA). The
+// gateway's Service is a ClusterIP, so only pods and nodes reach it at
+// all; the Ingress controller is one of them and must be trusted, or every
+// request would seem to come from the controller.
+var ingressTrust = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"}
+
+// trustedProxies is the trust the deployed gateway needs: the configured
+// one when set, else its Ingress controller's, else none but loopback (the
+// gateway's default).
+func trustedProxies(c *config.Config) []string {
+	switch {
+	case c.Gateway.TrustedProxies != nil:
+		return c.Gateway.TrustedProxies
+	case c.Deploy.Ingress == nil:
+		return nil
+	case len(c.Deploy.Ingress.TrustedProxies) > 0:
+		return c.Deploy.Ingress.TrustedProxies
+	}
+	return ingressTrust
 }
 
 func hash(s string) string {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -460,6 +461,34 @@ func load(t *testing.T, dir string) *config.Config {
 	return c
 }
 
+// TestTrustedProxies: the deployed gateway trusts what metro.yaml says,
+// else what its Ingress needs, else only loopback (its own default).
+func TestTrustedProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		gateway []string
+		ingress *config.Ingress
+		want    []string
+	}{
+		{"no ingress", nil, nil, nil},
+		{"ingress, default pod ranges", nil, &config.Ingress{Host: "h"}, ingressTrust},
+		{"ingress with its pod CIDR", nil, &config.Ingress{Host: "h", TrustedProxies: []string{"10.244.0.0/16"}}, []string{"10.244.0.0/16"}},
+		{"gateway setting wins", []string{"192.0.2.0/24"}, &config.Ingress{Host: "h", TrustedProxies: []string{"10.244.0.0/16"}}, []string{"192.0.2.0/24"}},
+		{"gateway trusting none", []string{}, &config.Ingress{Host: "h"}, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config.Default()
+			c.Gateway.TrustedProxies = tc.gateway
+			c.Deploy.Ingress = tc.ingress
+			got := trustedProxies(&c)
+			if !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+				t.Errorf("trusted proxies %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestRenderGolden(t *testing.T) {
 	tests := []struct {
 		dir    string
@@ -474,8 +503,17 @@ func TestRenderGolden(t *testing.T) {
 			}
 			gc := gatewayConfig(t, d)
 			if gc.NATS.URL != "nats://shop-nats:4222" || gc.Gateway.Timeout != c.Gateway.Timeout ||
-				gc.Gateway.MaxBody != c.Gateway.MaxBody || len(gc.Gateway.Routes) != 1 || gc.Gateway.TrustedProxies != nil {
+				gc.Gateway.MaxBody != c.Gateway.MaxBody || len(gc.Gateway.Routes) != 1 {
 				t.Errorf("gateway metro.yaml differs from the project's: %+v", gc.Gateway)
+			}
+			// Behind the Ingress, the controller's pod (any pod network
+			// address) is a trusted proxy; an internet address is not.
+			for addr, want := range map[string]bool{"10.244.3.17": true, "100.64.1.2": true, "fd12::7": true, "203.0.113.7": false} {
+				a := netip.MustParseAddr(addr)
+				trusted := slices.ContainsFunc(gc.Gateway.TrustedProxies, func(c string) bool { return netip.MustParsePrefix(c).Contains(a) })
+				if trusted != want {
+					t.Errorf("deployed gateway trusts %s: %v, want %v (trusted_proxies %q)", addr, trusted, want, gc.Gateway.TrustedProxies)
+				}
 			}
 			if img := d.deployments["shop-gateway"].Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/acme/shop-gateway:latest" {
 				t.Errorf("gateway image %q", img)

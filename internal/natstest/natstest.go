@@ -4,6 +4,9 @@ package natstest
 
 import (
 	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +69,104 @@ func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// Cluster is a cluster of embedded servers on loopback, joined by routes,
+// that a test may stop and start again one by one, as a rolling restart
+// of a StatefulSet does.
+type Cluster struct {
+	t       testing.TB
+	opts    []*server.Options
+	Servers []*server.Server
+}
+
+// RunCluster starts n servers named s0, s1... in one cluster and waits
+// until each has a route to every other. Lame duck mode takes lameDuck
+// (closing clients after a grace period of a third of it).
+func RunCluster(t testing.TB, n int, lameDuck time.Duration) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	clusterPorts := make([]int, n)
+	for i := range clusterPorts {
+		clusterPorts[i] = FreePort(t)
+	}
+	for i := 0; i < n; i++ {
+		var routes []*url.URL
+		for j, p := range clusterPorts {
+			if j != i {
+				routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+			}
+		}
+		c.opts = append(c.opts, &server.Options{
+			ServerName:          "s" + strconv.Itoa(i),
+			Host:                "127.0.0.1",
+			Port:                FreePort(t),
+			Cluster:             server.ClusterOpts{Name: "metro-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:              routes,
+			LameDuckDuration:    lameDuck,
+			LameDuckGracePeriod: lameDuck / 3,
+		})
+	}
+	for i := range c.opts {
+		c.Servers = append(c.Servers, c.start(i))
+	}
+	c.WaitRoutes()
+	t.Cleanup(func() {
+		for _, s := range c.Servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	})
+	return c
+}
+
+func (c *Cluster) start(i int) *server.Server {
+	c.t.Helper()
+	o := *c.opts[i]
+	o.NoLog, o.NoSigs = true, true
+	s, err := server.NewServer(&o)
+	if err != nil {
+		c.t.Fatalf("natstest: new server %d: %v", i, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		c.t.Fatalf("natstest: server %d not ready", i)
+	}
+	return s
+}
+
+// URLs is every server's client URL, comma-separated, as nats.Connect
+// takes them.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, o := range c.opts {
+		urls = append(urls, "nats://"+net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+	}
+	return strings.Join(urls, ",")
+}
+
+// WaitRoutes waits until every server has a route to every other.
+func (c *Cluster) WaitRoutes() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range c.Servers {
+		for s.NumRoutes() < len(c.Servers)-1 {
+			if time.Now().After(deadline) {
+				c.t.Fatalf("natstest: server %s has %d routes", s.Name(), s.NumRoutes())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Restart puts server i in lame duck mode, which closes its clients over
+// the lame duck duration and then stops it, starts it again on the same
+// ports and waits until the cluster is whole.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.Servers[i].LameDuckShutdown()
+	c.Servers[i].WaitForShutdown()
+	c.Servers[i] = c.start(i)
+	c.WaitRoutes()
 }

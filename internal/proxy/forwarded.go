@@ -7,16 +7,15 @@ import (
 	"strings"
 )
 
-// DefaultTrustedProxies are the peers whose X-Forwarded-* headers are kept:
-// loopback and private networks, where an Ingress controller in the
-// cluster or a local client sits.
+// DefaultTrustedProxies are the peers whose forwarding headers are kept
+// when nothing is configured: loopback only, where a proxy on the same
+// host sits. Private networks are not trusted by default: behind a load
+// balancer that rewrites the source to a node's address, every client on
+// the internet would arrive from one and could name any address it liked.
+// metro deploy configures the cluster's own ranges for its Ingress.
 var DefaultTrustedProxies = []netip.Prefix{
 	netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("::1/128"),
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-	netip.MustParsePrefix("fc00::/7"),
 }
 
 // ParseTrustedProxies parses CIDRs (a bare address is a /32 or /128).
@@ -48,9 +47,11 @@ func ParseTrustedProxies(cidrs []string) ([]netip.Prefix, error) {
 // proxy the incoming values are kept and the peer is appended to
 // X-Forwarded-For, as nginx, HAProxy and Envoy do. From anyone else the
 // incoming values are dropped and set from the connection, the stance of
-// httputil.ReverseProxy's Rewrite hook (Go issue 50580): a client on the
-// internet cannot forge its address.
-func (g *Gateway) forwarded(r *http.Request) (xff, host, proto string) {
+// httputil.ReverseProxy's Rewrite hook (Go issue 50580), and untrusted is
+// true so that the other headers naming the client (Forwarded, X-Real-IP,
+// X-Forwarded-Port...) are dropped too: a client on the internet cannot
+// forge its address.
+func (g *Gateway) forwarded(r *http.Request) (xff, host, proto string, untrusted bool) {
 	peer := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(peer); err == nil {
 		peer = h
@@ -62,7 +63,7 @@ func (g *Gateway) forwarded(r *http.Request) (xff, host, proto string) {
 	host = r.Host
 	xff = peer
 	if !g.trusted(peer) {
-		return xff, host, proto
+		return xff, host, proto, true
 	}
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
@@ -73,7 +74,7 @@ func (g *Gateway) forwarded(r *http.Request) (xff, host, proto string) {
 	if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
 		proto = v
 	}
-	return xff, host, proto
+	return xff, host, proto, false
 }
 
 func (g *Gateway) trusted(peer string) bool {

@@ -49,6 +49,10 @@ type Config struct {
 	// AccessLog, when set, gets one entry per request.
 	AccessLog  *slog.Logger
 	Registerer prometheus.Registerer
+
+	// redial, when set, connects anew to the cluster, for a handoff away
+	// from a server entering lame duck mode (see Server).
+	redial func() (*nats.Conn, error)
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -75,7 +79,10 @@ type Gateway struct {
 	interval       time.Duration
 	liveWindow     time.Duration // a route unannounced for longer has no live worker
 	table          *table
-	inbox          *inbox
+	primary        *lane                // on nc
+	lane           atomic.Pointer[lane] // where requests go: primary, or a standby during a handoff
+	redial         func() (*nats.Conn, error)
+	handoff        handoffState
 	metrics        *metrics
 	limits         *limits
 	unmatched      *routeMetrics
@@ -94,12 +101,14 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		trustedProxies: cfg.TrustedProxies,
 		interval:       cmp(cfg.DiscoveryInterval, DefaultDiscoveryInterval),
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
-		inbox:          newInbox(nc),
+		redial:         cfg.redial,
 		log:            cfg.Logger,
 	}
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
 	}
+	g.primary = newLane(nc)
+	g.lane.Store(g.primary)
 	// Three rounds of discovery, so one slow answer does not turn away
 	// requests that a worker would have served.
 	g.liveWindow = max(3*g.interval, time.Second)
@@ -142,6 +151,8 @@ func cmp[T int64 | time.Duration](v, def T) T {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	g.handoff.start(ctx)
+	defer g.handoff.stop()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- discovery.Watch(ctx, g.nc, g.prefix, g.interval, func(s discovery.Service) {
@@ -195,7 +206,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := wire.RequestID(r.Header.Get(wire.ClientRequestID))
 	w.Header()[wire.ClientRequestID] = []string{rid}
 	var x exchange
-	g.serve(w, r, rid, &x)
+	g.serve(w, r, start, rid, &x)
 	g.metrics.inflight.Dec()
 	elapsed := time.Since(start)
 	rm := g.unmatched
@@ -208,7 +219,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *exchange) {
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time, rid string, x *exchange) {
 	fail := func(status int, detail string) {
 		x.status, x.err = status, detail
 		retry := 0
@@ -242,7 +253,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		fail(http.StatusServiceUnavailable, "no worker is available for this route")
 		return
 	}
-	if !g.nc.IsConnected() {
+	ln := g.acquire()
+	defer ln.release()
+	if !ln.nc.IsConnected() {
 		// nats.go would buffer the request until it reconnects; a client
 		// is better served by an answer now.
 		fail(http.StatusServiceUnavailable, "the gateway is not connected to NATS")
@@ -259,17 +272,23 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	defer g.limits.leave()
 	var held int64
 	defer func() { g.limits.bodies.give(held) }()
+	// The route's timeout bounds the whole exchange, body included, and
+	// the connection's deadlines follow it (see routeDeadlines).
+	deadline := start.Add(g.timeout)
+	if rt.timeout > 0 && rt.timeout != g.timeout {
+		deadline = start.Add(rt.timeout)
+		routeDeadlines(w, deadline)
+	}
 	body, status, err := g.readBody(w, r, &held)
 	if err != nil {
 		fail(status, err.Error())
 		return
 	}
-	timeout := g.timeout
-	if rt.timeout > 0 {
-		timeout = rt.timeout
+	if time.Now().After(deadline) {
+		fail(http.StatusRequestTimeout, "the request body took longer than the route's timeout")
+		return
 	}
-	deadline := time.Now().Add(timeout)
-	xff, host, proto := g.forwarded(r)
+	xff, host, proto, untrusted := g.forwarded(r)
 	req := wire.Request{
 		Method:      r.Method,
 		EscapedPath: path,
@@ -278,11 +297,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		RequestID:   rid,
 		Deadline:    deadline,
 		Body:        body,
-		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
+		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto, Untrusted: untrusted},
 		Route:       rt.key,
 	}
 	h := w.Header()
-	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	m, err := ln.inbox.request(r.Context(), req.Msg(x.subject), deadline)
 	if err != nil && r.Context().Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
 		return
@@ -303,8 +322,36 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	}
 	h[wire.ClientRequestID] = []string{rid}
 	w.WriteHeader(rep.Status)
-	n, _ := w.Write(rep.Body)
+	n, err := w.Write(rep.Body)
+	if f, ok := w.(interface{ FlushError() error }); ok && err == nil {
+		// Sent now rather than after ServeHTTP returns, so that a reply
+		// the connection could not take (a write deadline, a client gone)
+		// is logged and counted as such, not as the status it carried.
+		err = f.FlushError()
+	}
 	x.status, x.bytes = rep.Status, n
+	if err != nil {
+		x.status, x.err = statusClientGone, fmt.Sprintf("the %d reply could not be sent: %v", rep.Status, err)
+	}
+}
+
+// Margins past a request's deadline for its connection: the read deadline
+// lets net/http notice a client that left while a reply is awaited, and
+// the write deadline leaves time to send the reply. The server applies
+// them to the default timeout (NewServer), routeDeadlines to a route's own.
+const (
+	readMargin  = 10 * time.Second
+	writeMargin = 15 * time.Second
+)
+
+// routeDeadlines moves the connection's deadlines to a route's own
+// timeout. Left at the server's, which come from the default timeout, a
+// longer route's reply would be cut off, and a background read past the
+// read deadline would end the request's context as if the client had left.
+func routeDeadlines(w http.ResponseWriter, deadline time.Time) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline.Add(readMargin)) // not supported: not a connection of ours
+	_ = rc.SetWriteDeadline(deadline.Add(writeMargin))
 }
 
 var errBodyTooLarge = errors.New("request body too large")

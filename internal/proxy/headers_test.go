@@ -2,7 +2,9 @@ package proxy_test
 
 import (
 	"encoding/hex"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -77,7 +79,23 @@ func TestRequestHeaders(t *testing.T) {
 		"X-Forwarded-For: 198.51.100.1, 192.0.2.9\r\n" +
 		"X-Forwarded-Host: shop.example\r\n" +
 		"X-Forwarded-Proto: https\r\n" +
+		"Forwarded: for=203.0.113.7;proto=https\r\n" +
+		"X-Real-IP: 203.0.113.7\r\n" +
+		"True-Client-IP: 203.0.113.7\r\n" +
+		"X-Client-IP: 203.0.113.7\r\n" +
+		"X-Forwarded-Port: 443\r\n" +
+		"X-Forwarded-Prefix: /admin\r\n" +
 		"\r\n"
+	// claims are the other headers that describe the client: kept from a
+	// trusted proxy, dropped from anyone else.
+	claims := map[string]string{
+		"Forwarded":          "for=203.0.113.7;proto=https",
+		"X-Real-Ip":          "203.0.113.7",
+		"True-Client-Ip":     "203.0.113.7",
+		"X-Client-Ip":        "203.0.113.7",
+		"X-Forwarded-Port":   "443",
+		"X-Forwarded-Prefix": "/admin",
+	}
 	tests := []struct {
 		name             string
 		trusted          []netip.Prefix
@@ -130,6 +148,12 @@ func TestRequestHeaders(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, h[k], v)
 				}
 			}
+			trusted := tc.host == "shop.example"
+			for k, v := range claims {
+				if got, ok := h[k]; ok != trusted || ok && !slices.Equal(got, []string{v}) {
+					t.Errorf("%s = %q (present %v), want present only from a trusted peer", k, got, ok)
+				}
+			}
 			dl := h.Values("Metro-Deadline")
 			if len(dl) != 1 {
 				t.Fatalf("Metro-Deadline %q", dl)
@@ -146,6 +170,36 @@ func TestRequestHeaders(t *testing.T) {
 				t.Errorf("X-Request-Id answered %q", resp.Header.Get("X-Request-Id"))
 			}
 		})
+	}
+}
+
+// TestDefaultTrustsOnlyLoopback: with no trusted_proxies configured, a
+// peer on a private network is not a proxy: behind a load balancer that
+// rewrites sources to node addresses, that peer is any internet client.
+func TestDefaultTrustsOnlyLoopback(t *testing.T) {
+	e, got := echoEnv(t, proxy.Config{}, nil)
+	e.waitRoutes("/h/{rest...}")
+	for _, peer := range []string{"10.1.2.3:4567", "172.16.0.9:1", "192.168.1.1:80", "[fd00::1]:443", "100.64.0.1:1"} {
+		req := httptest.NewRequest("GET", "/h/x", nil)
+		req.RemoteAddr = peer
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		req.Header.Set("X-Real-IP", "203.0.113.7")
+		req.Header.Set("Forwarded", "for=203.0.113.7")
+		rec := httptest.NewRecorder()
+		e.gw.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: status %d: %s", peer, rec.Code, rec.Body)
+		}
+		m := received(t, got)
+		host, _, _ := net.SplitHostPort(peer)
+		if xff := m.Header.Values("X-Forwarded-For"); !slices.Equal(xff, []string{host}) {
+			t.Errorf("from %s: X-Forwarded-For %q, want only the peer %q", peer, xff, host)
+		}
+		for _, k := range []string{"X-Real-Ip", "Forwarded"} {
+			if v, ok := m.Header[k]; ok {
+				t.Errorf("from %s: %s %q reached the worker", peer, k, v)
+			}
+		}
 	}
 }
 

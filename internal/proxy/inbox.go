@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/wire"
 )
 
 // inbox delivers replies to the gateway's requests with less work per
@@ -28,6 +31,11 @@ type inbox struct {
 	free []*slot
 	all  []*slot
 	next int // the last slot number taken
+
+	// lost is closed when the connection drops (and replaced by a fresh
+	// one): a reply to a request in flight then cannot come, since the
+	// subscription it would arrive on was on the server that is gone.
+	lost atomic.Pointer[chan struct{}]
 }
 
 // slotBuffer holds replies that arrive while nobody waits on a slot:
@@ -44,8 +52,21 @@ type slot struct {
 }
 
 func newInbox(nc *nats.Conn) *inbox {
-	return &inbox{nc: nc, base: nc.NewInbox() + "."}
+	ib := &inbox{nc: nc, base: nc.NewInbox() + "."}
+	lost := make(chan struct{})
+	ib.lost.Store(&lost)
+	return ib
 }
+
+// connectionLost ends the wait of every request in flight.
+func (ib *inbox) connectionLost() {
+	fresh := make(chan struct{})
+	close(*ib.lost.Swap(&fresh))
+}
+
+// errConnectionLost is a request's error when its connection dropped
+// while it waited: it was sent, so a worker may have run it.
+var errConnectionLost = fmt.Errorf("the connection to NATS was lost while waiting for the reply: %w", nats.ErrDisconnected)
 
 func (ib *inbox) get() (*slot, error) {
 	ib.mu.Lock()
@@ -89,6 +110,7 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 		return nil, err
 	}
 	defer ib.put(s)
+	lost := *ib.lost.Load()
 	var gbuf [20]byte
 	gen := strconv.AppendUint(gbuf[:0], s.gen, 10)
 	msg.Reply = s.prefix + string(gen)
@@ -109,12 +131,14 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 			if len(m.Subject) != len(msg.Reply) || m.Subject != msg.Reply {
 				continue // a late reply to an earlier request on this slot
 			}
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			if wire.IsNoResponders(m) {
 				return nil, nats.ErrNoResponders
 			}
 			return m, nil
 		case <-s.timer.C:
 			return nil, nats.ErrTimeout
+		case <-lost:
+			return nil, errConnectionLost
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

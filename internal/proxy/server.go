@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +37,7 @@ type ServerConfig struct {
 	Conn    *nats.Conn
 	Gateway Config
 	// ShutdownTimeout bounds how long in-flight requests may take to
-	// finish after a stop; default: the gateway timeout plus 5s.
+	// finish after a stop; default: the longest route timeout plus 5s.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// AccessLog, when set, gets one entry per request, JSON or (with
@@ -60,6 +61,9 @@ type Server struct {
 	http     *http.Server
 	admin    *http.Server
 	stopping atomic.Bool
+	// lameDuck is the gateway to tell of a server's lame duck mode, once
+	// there is one (the notice may come while NewServer still runs).
+	lameDuck atomic.Pointer[Gateway]
 	log      *slog.Logger
 	access   *bufferedLog
 }
@@ -85,6 +89,9 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	if s.ownConn && s.ns == nil {
+		cfg.Gateway.redial = s.redial
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Gateway.Registerer = reg
@@ -101,19 +108,28 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.gw = gw
+	s.lameDuck.Store(gw)
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("gateway listener on %s: %w", cfg.Listen, err)
 	}
+	const maxHeaderBytes = 64 << 10
+	// net/http reads at most MaxHeaderBytes plus 4096 bytes of slack for a
+	// header block; the framing check holds a block up to that.
+	s.ln = &framingListener{Listener: s.ln, maxHeader: maxHeaderBytes + 4096 + 1024}
 	timeout := cmp(cfg.Gateway.Timeout, DefaultTimeout)
 	s.http = &http.Server{
-		Handler: gw,
+		Handler:     framingGuard(gw, s.log),
+		ConnContext: framingContext,
+		// "OPTIONS *" goes to the gateway like any request (and gets its
+		// 400), instead of net/http's own answer.
+		DisableGeneralOptionsHandler: true,
 		// Slow-loris bounds: headers must arrive promptly and be small;
 		// the body has the route timeout's time to arrive.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       timeout + 10*time.Second,
-		WriteTimeout:      timeout + 15*time.Second,
+		ReadTimeout:       timeout + readMargin,
+		WriteTimeout:      timeout + writeMargin,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Admin != "" {
@@ -140,12 +156,11 @@ func (s *Server) connect() error {
 		s.nc = s.cfg.Conn
 		return nil
 	}
-	opts := append([]nats.Option{
-		nats.Name("metro gateway"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		natsconn.Coalesce(),
-	}, s.cfg.NATSOptions...)
+	opts := append(s.baseOptions(), nats.LameDuckModeHandler(func(*nats.Conn) {
+		if gw := s.lameDuck.Load(); gw != nil {
+			gw.LameDuck()
+		}
+	}))
 	url := s.cfg.NATSURL
 	if s.cfg.EmbedNATS != "" {
 		host, port, err := splitHostPort(s.cfg.EmbedNATS)
@@ -174,6 +189,21 @@ func (s *Server) connect() error {
 	}
 	s.nc, s.ownConn, s.natsLost = nc, true, lost
 	return nil
+}
+
+func (s *Server) baseOptions() []nats.Option {
+	return append([]nats.Option{
+		nats.Name("metro gateway"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		natsconn.Coalesce(),
+	}, s.cfg.NATSOptions...)
+}
+
+// redial connects a second time to the cluster, to any server but one in
+// lame duck mode (which takes no new connections), for Gateway.LameDuck.
+func (s *Server) redial() (*nats.Conn, error) {
+	return nats.Connect(strings.Join(s.nc.Servers(), ","), s.baseOptions()...)
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -240,7 +270,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("gateway stopping: finishing requests in flight")
 	timeout := s.cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = cmp(s.cfg.Gateway.Timeout, DefaultTimeout) + 5*time.Second
+		timeout = s.cfg.Gateway.longestTimeout() + 5*time.Second
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -259,6 +289,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("gateway stopped")
 	return err
+}
+
+// longestTimeout is the longest any request may wait for its reply.
+func (c Config) longestTimeout() time.Duration {
+	longest := cmp(c.Timeout, DefaultTimeout)
+	for _, r := range c.Routes {
+		longest = max(longest, r.Timeout)
+	}
+	return longest
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

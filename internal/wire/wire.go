@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Header names of the protocol.
@@ -91,15 +92,35 @@ type Request struct {
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
-type Forwarded struct{ For, Host, Proto string }
+type Forwarded struct {
+	For, Host, Proto string
+	// Untrusted drops every header that names the client's address or
+	// the URL it used (see isClientClaim): the peer is not a proxy the
+	// gateway trusts, so what it says about the client is its own claim.
+	Untrusted bool
+}
+
+// isClientClaim reports whether the canonical header name k is one that
+// proxies set to describe the client (RFC 7239 Forwarded, the X-Forwarded-*
+// family, and the single-address headers of nginx, Akamai and others). A
+// worker or its framework may take any of them as the client's address,
+// scheme or path prefix, so from an untrusted peer none may pass.
+func isClientClaim(k string) bool {
+	switch k {
+	case "Forwarded", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip":
+		return true
+	}
+	return strings.HasPrefix(k, "X-Forwarded-")
+}
 
 // Msg returns the NATS message for r on subject subj. Forwarded headers
 // are set after the copy, so nothing the client sent can override them.
 func (r *Request) Msg(subj string) *nats.Msg {
 	h := make(nats.Header, len(r.Header)+9)
 	connection := r.Header["Connection"]
+	strip := r.Forwarded != nil && r.Forwarded.Untrusted
 	for k, v := range r.Header {
-		if isReserved(k) || isHop(k, connection) {
+		if isReserved(k) || isHop(k, connection) || strip && isClientClaim(k) {
 			continue
 		}
 		h[k] = v
@@ -208,10 +229,15 @@ type Reply struct {
 
 // ReadReply reads a reply message (PROTOCOL.md section 3) into an HTTP
 // status, headers (added to dst, or a new map when dst is nil) and body.
-// It fails with ErrBadReply, touching nothing, when Metro-Status is not a
-// status code. A service error without a body gets a problem body naming
-// the error, with requestID.
+// It fails with ErrBadReply, touching nothing, when the reply cannot be
+// an answer: Metro-Status is not a status code, the header block did not
+// decode, a header name or value is not one HTTP allows, or the message is
+// a NATS status (CheckStatusMessage) rather than a reply. A service error
+// without a body gets a problem body naming the error, with requestID.
 func ReadReply(m *nats.Msg, requestID string, dst http.Header) (Reply, error) {
+	if err := checkReplyHeader(m); err != nil {
+		return Reply{}, err
+	}
 	rep := Reply{Status: http.StatusOK, Body: m.Data, Header: dst}
 	if status := Get(m.Header, HeaderStatus); status != "" {
 		code, ok := parseStatus(status)
@@ -279,6 +305,70 @@ func Result(m *nats.Msg, err error, requestID string, dst http.Header) (Reply, e
 	}
 	return rep, nil
 }
+
+// StatusHeader is the header name under which nats.go presents the status
+// line of a message the NATS server makes itself ("NATS/1.0 503" for no
+// responders, 408 for a request timeout, ...). nats.go keeps header names
+// as sent, so only this exact spelling is the status line: workers send
+// their own header of that name in another case (PROTOCOL.md section 3).
+const StatusHeader = "Status"
+
+// IsNoResponders reports whether m is the server's "no responders" status
+// message: NATS had nobody to deliver the request to.
+func IsNoResponders(m *nats.Msg) bool {
+	if len(m.Data) != 0 || len(m.Header) == 0 {
+		return false
+	}
+	st := m.Header[StatusHeader]
+	return len(st) > 0 && st[0] == "503" && !isWorkerReply(m.Header)
+}
+
+// isWorkerReply reports whether h carries a header only a worker sets:
+// the server's own status messages have none.
+func isWorkerReply(h nats.Header) bool {
+	for k := range h {
+		if len(k) > 6 && strings.EqualFold(k[:6], "Metro-") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkReplyHeader fails with ErrBadReply for a reply whose header cannot
+// become an HTTP response's: nats.go hands on a message whose header
+// block it could not decode with no header at all, and keeps any byte but
+// CR and LF in names and values, NUL included.
+func checkReplyHeader(m *nats.Msg) error {
+	if m.Header == nil {
+		if m.Size() > len(m.Subject)+len(m.Reply)+len(m.Data) {
+			return &badReplyError{"reply has a header block that does not decode"}
+		}
+		return nil
+	}
+	if st := m.Header[StatusHeader]; len(st) > 0 && len(m.Data) == 0 && !isWorkerReply(m.Header) {
+		desc := ""
+		if d := m.Header["Description"]; len(d) > 0 {
+			desc = " " + d[0]
+		}
+		return &badReplyError{"NATS answered with status " + strconv.Quote(st[0]+desc) + " instead of a worker's reply"}
+	}
+	for k, vs := range m.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return &badReplyError{"reply has a header name that HTTP does not allow: " + strconv.Quote(k)}
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return &badReplyError{"reply header " + k + " has a value that HTTP does not allow: " + strconv.Quote(v)}
+			}
+		}
+	}
+	return nil
+}
+
+type badReplyError struct{ why string }
+
+func (e *badReplyError) Error() string { return e.why }
+func (e *badReplyError) Unwrap() error { return ErrBadReply }
 
 type replyError struct{ status string }
 

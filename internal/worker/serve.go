@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -46,8 +47,8 @@ func (w *Worker) serve(m *nats.Msg) {
 	} else if !ok {
 		w.replyProblem(m, http.StatusInternalServerError, "the handler panicked", req.Header.Get(wire.HeaderRequestID))
 		status = http.StatusInternalServerError
-	} else {
-		w.reply(m, rw)
+	} else if !w.reply(m, rw) {
+		status = http.StatusInternalServerError
 	}
 	ep.stats.requests.Add(1)
 	ep.stats.nanos.Add(int64(time.Since(start)))
@@ -272,7 +273,24 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 // so handlers and middleware that flush keep working.
 func (rw *responseWriter) Flush() {}
 
-func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
+// invalidHeader describes a header that HTTP does not allow ("" when it
+// is fine): a name that is not a token, or a value holding control bytes
+// (CR and LF would end the header block early, NUL no client expects).
+func invalidHeader(k string, vs []string) string {
+	if !httpguts.ValidHeaderFieldName(k) {
+		return strconv.Quote(k) + " is not a header name"
+	}
+	for _, v := range vs {
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return k + ": " + strconv.Quote(v) + " is not a header value"
+		}
+	}
+	return ""
+}
+
+// reply sends the handler's response; it reports false when it answered
+// 500 instead, because the response could not be sent as it was.
+func (w *Worker) reply(m *nats.Msg, rw *responseWriter) bool {
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -280,26 +298,56 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) {
 	// The handler's header map is sent as it is: it is ours, and handlers
 	// (as with net/http) must not touch it after they return.
 	h := nats.Header(rw.header)
-	for k := range h {
-		if strings.HasPrefix(k, "Metro-") || strings.HasPrefix(k, "Nats-") {
+	for k, vs := range h {
+		switch {
+		case strings.HasPrefix(k, "Metro-") || strings.HasPrefix(k, "Nats-"):
 			delete(h, k) // the status travels in Metro-Status, set below only
+			continue
+		case k == wire.StatusHeader || k == "Description":
+			// nats.go presents the status line of the server's own
+			// messages under exactly these names ("Status: 503" is its
+			// "no responders"); sent in lower case, the handler's header
+			// cannot be taken for one, and reaches the client unchanged,
+			// since HTTP header names ignore case (PROTOCOL.md section 3).
+			delete(h, k)
+			h[strings.ToLower(k)] = vs
+		}
+		if bad := invalidHeader(k, vs); bad != "" {
+			// nats.go would refuse to send the reply (or send a header
+			// block no one can read), and the client would wait for the
+			// timeout: tell it now.
+			w.log.Error("handler set an invalid header", "subject", m.Subject, "header", bad)
+			w.replyProblem(m, http.StatusInternalServerError, "the handler set an invalid header: "+bad, m.Header.Get(wire.HeaderRequestID))
+			return false
 		}
 	}
 	if status != http.StatusOK {
 		h[wire.HeaderStatus] = []string{strconv.Itoa(status)}
 	}
 	body := rw.body.Bytes()
-	err := m.RespondMsg(&nats.Msg{Header: h, Data: body})
+	err := w.respond(m, &nats.Msg{Header: h, Data: body})
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// nats.go measures headers and body together against the
 		// server's max_payload; a client is better told why than left to
 		// time out.
 		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.nc.MaxPayload()), m.Header.Get(wire.HeaderRequestID))
-		return
+		return true
 	}
 	if err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}
+	return true
+}
+
+// respond sends a reply to m over the worker's own connection, not over
+// the one m came in on: during a handoff (see handOff) requests also come
+// through a second connection, which may close before the handler is done.
+func (w *Worker) respond(m *nats.Msg, rep *nats.Msg) error {
+	if m.Reply == "" {
+		return nats.ErrMsgNoReply
+	}
+	rep.Subject = m.Reply
+	return w.nc.PublishMsg(rep)
 }
 
 func (w *Worker) replyProblem(m *nats.Msg, status int, detail, requestID string) {
@@ -307,7 +355,7 @@ func (w *Worker) replyProblem(m *nats.Msg, status int, detail, requestID string)
 		wire.HeaderStatus: []string{strconv.Itoa(status)},
 		"Content-Type":    []string{wire.ProblemContentType},
 	}
-	if err := m.RespondMsg(&nats.Msg{Header: h, Data: wire.NewProblem(status, detail, requestID).Body()}); err != nil {
+	if err := w.respond(m, &nats.Msg{Header: h, Data: wire.NewProblem(status, detail, requestID).Body()}); err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}
 }

@@ -110,6 +110,7 @@ type Worker struct {
 	started   time.Time
 
 	ready    chan struct{}
+	lameDuck chan struct{} // the server announced lame duck mode
 	draining atomic.Bool
 	running  atomic.Bool
 	inflight sync.WaitGroup
@@ -148,6 +149,7 @@ func New(opts Options) *Worker {
 		byKey:     map[string]*endpoint{},
 		id:        nuid.Next(),
 		ready:     make(chan struct{}),
+		lameDuck:  make(chan struct{}, 1),
 		log:       opts.Logger.With("worker", opts.Name),
 		backlog:   newBacklog(opts.Concurrency, opts.MaxPending, opts.MaxPendingBytes),
 	}
@@ -245,12 +247,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if url == "" {
 			url = nats.DefaultURL
 		}
-		opts := append([]nats.Option{
-			nats.Name("metro worker " + w.opts.Name),
-			nats.MaxReconnects(-1),
-			nats.ReconnectBufSize(8 << 20),
-			natsconn.Coalesce(),
-		}, w.opts.NATSOptions...)
+		opts := append(w.baseOptions(), nats.LameDuckModeHandler(func(*nats.Conn) {
+			select {
+			case w.lameDuck <- struct{}{}:
+			default: // one is pending already
+			}
+		}))
 		var err error
 		if nc, lost, err = natsconn.Dial(url, w.log, opts...); err != nil {
 			return err
@@ -282,15 +284,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer health.close()
 	}
 
-	var subs []*nats.Subscription
-	for _, ep := range w.endpoints {
-		sub, err := nc.QueueSubscribe(ep.subject, w.opts.Name, w.receive)
-		if err != nil {
-			unsubscribe(subs)
-			return fmt.Errorf("subscribing %s to %s: %w", ep.pattern, ep.subject, err)
-		}
-		_ = sub.SetPendingLimits(max(subPendingMsgs, w.opts.MaxPending), max(subPendingBytes, w.opts.MaxPendingBytes))
-		subs = append(subs, sub)
+	subs, err := w.subscribe(nc)
+	if err != nil {
+		return err
 	}
 	svcSubs, err := w.serveServiceProtocol(nc)
 	if err != nil {
@@ -315,12 +311,31 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("worker waiting for NATS", "routes", len(w.endpoints), "id", w.id)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-lost:
-		return fmt.Errorf("worker %s: NATS connection closed for good: %w", w.opts.Name, err)
+	for {
+		select {
+		case <-ctx.Done():
+			return w.drain(nc, subs, svcSubs)
+		case err := <-lost:
+			return fmt.Errorf("worker %s: NATS connection closed for good: %w", w.opts.Name, err)
+		case <-w.lameDuck:
+			subs = w.handOff(ctx, nc, subs)
+		}
 	}
-	return w.drain(nc, subs, svcSubs)
+}
+
+// subscribe subscribes every endpoint on nc in the worker's queue group.
+func (w *Worker) subscribe(nc *nats.Conn) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, ep := range w.endpoints {
+		sub, err := nc.QueueSubscribe(ep.subject, w.opts.Name, w.receive)
+		if err != nil {
+			unsubscribe(subs)
+			return nil, fmt.Errorf("subscribing %s to %s: %w", ep.pattern, ep.subject, err)
+		}
+		_ = sub.SetPendingLimits(max(subPendingMsgs, w.opts.MaxPending), max(subPendingBytes, w.opts.MaxPendingBytes))
+		subs = append(subs, sub)
+	}
+	return subs, nil
 }
 
 func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error {

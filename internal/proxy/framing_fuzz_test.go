@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"bytes"
+	"testing"
+)
+
+// feedAll runs data through a fresh framingConn's state machine in pieces
+// of size step, as reads from the socket would deliver it.
+func feedAll(data []byte, step int) (out []byte, faulty string) {
+	c := &framingConn{maxHeader: 1 << 12}
+	for len(data) > 0 {
+		n := min(step, len(data))
+		c.out = c.out[:0]
+		c.feed(data[:n])
+		out = append(out, c.out...)
+		data = data[n:]
+	}
+	if why := c.faulty.Load(); why != nil {
+		faulty = *why
+	}
+	return out, faulty
+}
+
+// FuzzFraming: how bytes are split into reads never changes what the
+// framing check passes on or refuses, and a stream it does not refuse is
+// passed on unchanged (a prefix of it, the rest held or dropped).
+func FuzzFraming(f *testing.F) {
+	for _, s := range []string{
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.0\nTransfer-Encoding: chunked\n\n",
+		"\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+	} {
+		f.Add([]byte(s), 1)
+		f.Add([]byte(s), 7)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, step int) {
+		if step <= 0 || step > len(data)+1 {
+			step = len(data) + 1
+		}
+		whole, why := feedAll(data, len(data)+1)
+		split, whySplit := feedAll(data, step)
+		if !bytes.Equal(whole, split) || why != whySplit {
+			t.Fatalf("in one read: %q (%q); in reads of %d: %q (%q)", whole, why, step, split, whySplit)
+		}
+		if why == "" && !bytes.HasPrefix(data, whole) {
+			t.Fatalf("passed on %q, not a prefix of %q", whole, data)
+		}
+		if why != "" && !bytes.HasSuffix(whole, framingRequest) {
+			t.Fatalf("refused (%s) but passed on %q", why, whole)
+		}
+	})
+}

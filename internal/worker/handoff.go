@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/natsconn"
+)
+
+func (w *Worker) baseOptions() []nats.Option {
+	return append([]nats.Option{
+		nats.Name("metro worker " + w.opts.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(8 << 20),
+		natsconn.Coalesce(),
+	}, w.opts.NATSOptions...)
+}
+
+// handOff moves the worker off a server that announced lame duck mode
+// (it will close its clients soon), losing no request: a second
+// connection to another server subscribes the endpoints first, so the
+// queue group keeps this member; then the subscriptions on nc are
+// drained (what the server already sent is served), nc reconnects to
+// another server and subscribes again, and the second connection's
+// subscriptions are drained and it is closed. Replies always leave
+// through nc (Worker.respond), which buffers them while it reconnects.
+// It returns the endpoint subscriptions on nc from now on.
+func (w *Worker) handOff(ctx context.Context, nc *nats.Conn, subs []*nats.Subscription) []*nats.Subscription {
+	from := nc.ConnectedServerId()
+	sc, err := nats.Connect(strings.Join(nc.Servers(), ","), w.baseOptions()...)
+	if err != nil {
+		w.log.Warn("NATS server entering lame duck mode; no other server to move to", "err", err)
+		return subs
+	}
+	defer sc.Close()
+	standby, err := w.subscribe(sc)
+	if err == nil {
+		err = sc.FlushTimeout(10 * time.Second)
+	}
+	if err != nil {
+		w.log.Warn("NATS server entering lame duck mode; subscribing on another server", "err", err)
+		return subs
+	}
+	defer drained(ctx, standby)
+	w.log.Info("NATS server entering lame duck mode: moving to another server", "to", sc.ConnectedUrlRedacted())
+	if !drained(ctx, subs) {
+		return nil
+	}
+	if err := nc.ForceReconnect(); err != nil {
+		return nil
+	}
+	if !until(ctx, time.Minute, func() bool { return nc.IsConnected() && nc.ConnectedServerId() != from }) {
+		return nil
+	}
+	subs, err = w.subscribe(nc)
+	if err == nil {
+		err = nc.FlushTimeout(10 * time.Second)
+	}
+	if err != nil {
+		w.log.Warn("subscribing again after moving server", "err", err)
+		return subs
+	}
+	w.log.Info("moved to another NATS server", "url", nc.ConnectedUrlRedacted())
+	return subs
+}
+
+// drained drains subs and waits until every message the server had sent
+// them is handed to the pool.
+func drained(ctx context.Context, subs []*nats.Subscription) bool {
+	for _, s := range subs {
+		_ = s.Drain()
+	}
+	return until(ctx, time.Minute, func() bool {
+		for _, s := range subs {
+			if s.IsValid() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// until polls cond until it holds (true), ctx ends or limit passes.
+func until(ctx context.Context, limit time.Duration, cond func() bool) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	end := time.After(limit)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-end:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
