@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -246,9 +245,11 @@ func (c *framingConn) feed(b []byte) {
 // with LF, the CR before it being optional.
 func blockEnd(buf []byte, from int) int {
 	for i := from; i < len(buf); i++ {
-		if buf[i] != '\n' {
-			continue
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
 		}
+		i += j
 		switch {
 		case i+1 < len(buf) && buf[i+1] == '\n':
 			return i + 2
@@ -264,7 +265,8 @@ func blockEnd(buf []byte, from int) int {
 func (c *framingConn) endHeader() {
 	why, te, cl := checkFraming(c.line)
 	if why != "" {
-		c.faulty.Store(&why)
+		refused := why // only a refusal's reason goes to the heap
+		c.faulty.Store(&refused)
 		c.out = append(c.out, framingRequest...)
 		c.line = c.line[:0]
 		c.state = fsDone
@@ -272,6 +274,9 @@ func (c *framingConn) endHeader() {
 	}
 	c.out = append(c.out, c.line...)
 	c.line = c.line[:0]
+	if cap(c.line) > 16<<10 {
+		c.line = nil // a large block was a one-off: do not keep its buffer
+	}
 	switch {
 	case te == "chunked":
 		c.state = fsChunkSize
@@ -291,49 +296,55 @@ func (c *framingConn) endHeader() {
 // more loosely (white space before the colon), since a name net/http
 // rejects gets a 400 either way.
 func checkFraming(block []byte) (why, te string, cl uint64) {
-	lines := bytes.Split(block, []byte("\n"))
-	reqLine := bytes.TrimRight(lines[0], "\r")
-	version := ""
-	if i := bytes.LastIndexByte(reqLine, ' '); i >= 0 {
-		version = string(reqLine[i+1:])
+	// No allocation on the way: this runs for every request.
+	line, rest, _ := bytes.Cut(block, []byte("\n"))
+	line = bytes.TrimRight(line, "\r")
+	var version []byte
+	if i := bytes.LastIndexByte(line, ' '); i >= 0 {
+		version = line[i+1:]
 	}
-	var tes, cls []string
-	for _, l := range lines[1:] {
-		l = bytes.TrimRight(l, "\r")
-		if len(l) == 0 || l[0] == ' ' || l[0] == '\t' {
+	var teFirst, clFirst []byte
+	nTE, nCL, clConflict := 0, 0, false
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
 			continue // the end, or a continuation of the previous field
 		}
-		name, value, ok := bytes.Cut(l, []byte(":"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
 		name = bytes.TrimRight(name, " \t")
-		v := string(bytes.Trim(value, " \t"))
+		value = bytes.Trim(value, " \t")
 		switch {
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			tes = append(tes, v)
+			if nTE == 0 {
+				teFirst = value
+			}
+			nTE++
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			cls = append(cls, v)
+			if nCL == 0 {
+				clFirst = value
+			} else if !bytes.Equal(value, clFirst) {
+				clConflict = true
+			}
+			nCL++
 		}
 	}
 	switch {
-	case len(tes) > 0 && len(cls) > 0:
+	case nTE > 0 && nCL > 0:
 		return "the request has both Transfer-Encoding and Content-Length", "", 0
-	case len(tes) > 0 && version != "HTTP/1.1":
-		return "Transfer-Encoding in a " + strings.ToValidUTF8(version, "?") + " request", "", 0
-	case len(tes) > 0:
-		if len(tes) == 1 && strings.EqualFold(tes[0], "chunked") {
-			return "", "chunked", 0
-		}
-		return "", strings.Join(tes, ", "), 0
-	}
-	for _, v := range cls {
-		if v != cls[0] {
-			return "the request has conflicting Content-Length values", "", 0
-		}
-	}
-	if len(cls) > 0 {
-		n, ok := decimal(cls[0])
+	case nTE > 0 && string(version) != "HTTP/1.1":
+		return "Transfer-Encoding in a request that is not HTTP/1.1", "", 0
+	case nTE == 1 && bytes.EqualFold(teFirst, []byte("chunked")):
+		return "", "chunked", 0
+	case nTE > 0:
+		return "", "unsupported", 0
+	case clConflict:
+		return "the request has conflicting Content-Length values", "", 0
+	case nCL > 0:
+		n, ok := decimal(clFirst)
 		if !ok {
 			return "the request's Content-Length is not a number", "", 0
 		}
@@ -342,8 +353,8 @@ func checkFraming(block []byte) (why, te string, cl uint64) {
 	return "", "", 0
 }
 
-func decimal(s string) (uint64, bool) {
-	if s == "" || len(s) > 18 {
+func decimal(s []byte) (uint64, bool) {
+	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
 	var n uint64
