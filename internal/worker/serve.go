@@ -25,8 +25,10 @@ func (w *Worker) serve(m *nats.Msg) {
 	start := time.Now()
 	req, cancel, err := w.request(m)
 	if err != nil {
-		w.log.Warn("malformed request message", "subject", m.Subject, "err", err)
-		w.replyProblem(m, http.StatusBadRequest, err.Error(), "")
+		// Not a metro subject (a reply inbox, $SRV, no method token): it is
+		// not a request for this worker, and an answer would land in
+		// someone else's exchange.
+		w.log.Debug("ignoring a message that is not a metro request", "subject", m.Subject, "err", err)
 		return
 	}
 	defer cancel()
