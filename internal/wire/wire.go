@@ -31,9 +31,13 @@ const (
 	// when workers' routes overlap, every worker whose subscription matches
 	// gets the message, and only the one owning this route answers.
 	HeaderRoute = "Metro-Route"
+	// HeaderService names the service whose queue group runs the request
+	// when more than one service announces its route (version 2): every
+	// group gets the message, and the others decline it.
+	HeaderService = "Metro-Service"
 
 	// Version is the protocol version sent on every request.
-	Version = "1"
+	Version = "2"
 
 	// The micro convention for service errors (nats.go micro.ErrorHeader
 	// and micro.ErrorCodeHeader).
@@ -88,6 +92,8 @@ type Request struct {
 	Forwarded *Forwarded
 	// Route, when set, is sent as Metro-Route.
 	Route string
+	// Service, when set, is sent as Metro-Service.
+	Service string
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -125,6 +131,9 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	set(HeaderRequestID, r.RequestID)
 	if r.Route != "" {
 		set(HeaderRoute, r.Route)
+	}
+	if r.Service != "" {
+		set(HeaderService, r.Service)
 	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))

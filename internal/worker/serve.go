@@ -23,12 +23,16 @@ import (
 // whichever subscription matched, and another worker may own the route.
 func (w *Worker) serve(m *nats.Msg) {
 	start := time.Now()
+	if subject.Foreign(w.opts.Prefix, m.Subject) {
+		// A reply inbox, a $SRV request, a subject without a method: not
+		// a request for this worker, and an answer would land in someone
+		// else's exchange.
+		return
+	}
 	req, cancel, err := w.request(m)
 	if err != nil {
-		// Not a metro subject (a reply inbox, $SRV, no method token): it is
-		// not a request for this worker, and an answer would land in
-		// someone else's exchange.
-		w.log.Debug("ignoring a message that is not a metro request", "subject", m.Subject, "err", err)
+		w.log.Warn("malformed request message", "subject", m.Subject, "err", err)
+		w.replyProblem(m, http.StatusBadRequest, err.Error(), "")
 		return
 	}
 	defer cancel()
@@ -57,12 +61,17 @@ func (w *Worker) serve(m *nats.Msg) {
 	}
 }
 
-// owns reports whether the route the gateway chose (Metro-Route) is ep's,
-// or the pattern ep belongs to: when routes of two workers overlap, both
-// get the message, and only the most specific route's worker answers, as
-// one ServeMux would. Without the header (a caller other than the
-// gateway) the worker's own match decides.
+// owns reports whether this worker runs req. Metro-Service, when present,
+// names the one service whose queue group runs it: when two services
+// announce the same route, each group gets the message (PROTOCOL.md
+// section 5). Metro-Route names the route the caller chose: when routes
+// of two workers overlap, both get the message, and only the most
+// specific route's worker answers, as one ServeMux would. Without them
+// the worker's own match decides.
 func (w *Worker) owns(req *http.Request, ep *endpoint) bool {
+	if svc := req.Header.Get(wire.HeaderService); svc != "" && svc != w.opts.Name {
+		return false
+	}
 	key := req.Header.Get(wire.HeaderRoute)
 	if key == "" {
 		return true

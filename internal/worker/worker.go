@@ -271,6 +271,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 		}
 	}
+	// Announced only now that every subscription is in place, so a
+	// gateway that routes on the announcement reaches a listener.
+	w.announce(nc, discovery.UpSubject)
 	close(w.ready)
 	if nc.IsConnected() {
 		w.log.Info("worker serving", "routes", len(w.endpoints), "id", w.id)
@@ -289,8 +292,13 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error {
 	w.draining.Store(true)
 	w.log.Info("worker draining")
-	// Leave discovery first, so nothing new is told about this instance.
+	// Leave discovery first, so nothing new is told about this instance,
+	// then say goodbye: gateways stop routing to routes that no other
+	// instance serves, and route their requests elsewhere or answer 503.
 	unsubscribe(svcSubs)
+	if nc.IsConnected() {
+		w.announce(nc, discovery.DownSubject)
+	}
 	deadline := time.Now().Add(w.opts.DrainTimeout)
 	// Cut off from the server, nothing more can arrive and no reply can
 	// leave; draining would only wait for nats.go's flush timeouts.
