@@ -28,8 +28,8 @@ type route struct {
 	// last fell to zero, for the TTL.
 	live   atomic.Int32
 	goneAt atomic.Int64
-	// owner is the service that runs the route's requests when more than
-	// one announces it (sent as Metro-Service), nil otherwise.
+	// owner is the service whose queue group runs the route's requests
+	// (sent as Metro-Service), nil without a live instance.
 	owner   atomic.Pointer[string]
 	contest string // the last ownership warning logged, to log each once
 	metrics *routeMetrics
@@ -93,15 +93,20 @@ func (t *table) update(st discovery.KeyState) {
 	if rt.live.Swap(int32(st.Instances)) > 0 && st.Instances == 0 {
 		rt.goneAt.Store(now.UnixNano())
 	}
-	if !st.Contested() {
+	// The owner is named even when one service alone announces the
+	// route: an instance of another service that has just subscribed,
+	// and that no gateway knows yet, then declines instead of running
+	// the request a second time.
+	if owner := st.Owner; owner == "" {
 		rt.owner.Store(nil)
+	} else if o := rt.owner.Load(); o == nil || *o != owner {
+		rt.owner.Store(&owner)
+	}
+	if !st.Contested() {
 		rt.contest = ""
 		return
 	}
 	owner := st.Owner
-	if o := rt.owner.Load(); o == nil || *o != owner {
-		rt.owner.Store(&owner)
-	}
 	if c := strings.Join(st.Services, ",") + " " + owner; c != rt.contest {
 		rt.contest = c
 		if t.contested != nil {

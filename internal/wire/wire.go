@@ -32,7 +32,7 @@ const (
 	// gets the message, and only the one owning this route answers.
 	HeaderRoute = "Metro-Route"
 	// HeaderService names the service whose queue group runs the request
-	// when more than one service announces its route (version 2): every
+	// (version 2): when more than one service announces its route, every
 	// group gets the message, and the others decline it.
 	HeaderService = "Metro-Service"
 
@@ -102,7 +102,7 @@ type Forwarded struct{ For, Host, Proto string }
 // Msg returns the NATS message for r on subject subj. Forwarded headers
 // are set after the copy, so nothing the client sent can override them.
 func (r *Request) Msg(subj string) *nats.Msg {
-	h := make(nats.Header, len(r.Header)+9)
+	h := make(nats.Header, len(r.Header)+10)
 	connection := r.Header["Connection"]
 	for k, v := range r.Header {
 		if isReserved(k) || isHop(k, connection) {
@@ -112,7 +112,7 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	// One backing array for the values this function sets: a request
 	// costs one allocation for them instead of one per header.
-	vals := make([]string, 0, 8)
+	vals := make([]string, 0, 10)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
