@@ -133,7 +133,14 @@ func (t *table) addLocked(r discovery.Route, now time.Time) *route {
 		t.newRoute(rt)
 	}
 	t.byKey[key] = rt
-	t.publishLocked()
+	// Inserted in place rather than re-sorted: with many services, routes
+	// arrive one announcement at a time, and a sort for each would cost
+	// the square of their number.
+	old := t.load()
+	i := sort.Search(len(old), func(i int) bool { return before(rt, old[i]) })
+	rs := make(routes, 0, len(old)+1)
+	rs = append(append(append(rs, old[:i]...), rt), old[i:]...)
+	t.snapshot.Store(&rs)
 	return rt
 }
 
@@ -159,15 +166,17 @@ func (t *table) publishLocked() {
 	for _, rt := range t.byKey {
 		rs = append(rs, rt)
 	}
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if a.subject == b.subject {
-			// As in ServeMux, a route with a method beats one without.
-			return a.method > b.method
-		}
-		return moreSpecific(a.toks, b.toks)
-	})
+	sort.Slice(rs, func(i, j int) bool { return before(rs[i], rs[j]) })
 	t.snapshot.Store(&rs)
+}
+
+// before orders the route table: the route ServeMux would prefer first.
+func before(a, b *route) bool {
+	if a.subject == b.subject {
+		// As in ServeMux, a route with a method beats one without.
+		return a.method > b.method
+	}
+	return moreSpecific(a.toks, b.toks)
 }
 
 // moreSpecific orders subscriptions token by token: a literal before "*",
