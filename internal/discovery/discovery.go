@@ -118,7 +118,7 @@ const (
 // each reply, as it arrives, until ctx ends. The first request goes out at
 // once. fn runs on one goroutine at a time, never after Watch returns.
 func Watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, fn func(Service)) error {
-	return watch(ctx, nc, prefix, every, false, func(s Service, up bool) {
+	return watch(ctx, nc, prefix, every, watchOptions{}, func(s Service, up bool) {
 		if up {
 			fn(s)
 		}
@@ -131,7 +131,11 @@ func Watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duratio
 // announce, and notices instances that ended without a word), and expires
 // what it has not seen.
 func Follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, reg *Registry) error {
-	return watch(ctx, nc, prefix, every, true, func(s Service, up bool) {
+	return follow(ctx, nc, prefix, every, reg, watchOptions{announced: true})
+}
+
+func follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, reg *Registry, o watchOptions) error {
+	return watch(ctx, nc, prefix, every, o, func(s Service, up bool) {
 		if up {
 			reg.Seen(s, time.Now())
 		} else {
@@ -140,7 +144,12 @@ func Follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Durati
 	}, reg.Expire)
 }
 
-func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, announced bool, fn func(s Service, up bool), tick func(time.Time)) error {
+type watchOptions struct {
+	announced   bool // take announcements too
+	untilClosed bool // end when the connection is closed for good
+}
+
+func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, o watchOptions, fn func(s Service, up bool), tick func(time.Time)) error {
 	// Replies come in bursts (every instance answers one request at
 	// once), so they are taken on a subscription's own goroutine as they
 	// arrive; a bounded channel would drop what does not fit. mu and done
@@ -185,7 +194,7 @@ func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duratio
 	if err := subscribe(inbox, handle(true)); err != nil {
 		return err
 	}
-	if announced {
+	if o.announced {
 		if err := subscribe(UpSubject, handle(true)); err != nil {
 			return err
 		}
@@ -205,6 +214,9 @@ func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duratio
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			if o.untilClosed && nc.IsClosed() {
+				return nil
+			}
 			if tick != nil {
 				mu.Lock()
 				tick(now)

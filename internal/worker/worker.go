@@ -89,6 +89,7 @@ type Worker struct {
 	pool     *pool
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
+	views    discovery.Views           // for the worker's Transport, while Run runs
 	log      *slog.Logger
 }
 
@@ -119,6 +120,17 @@ func New(opts Options) *Worker {
 
 // Conn is the worker's connection while Run runs, nil otherwise.
 func (w *Worker) Conn() *nats.Conn { return w.conn.Load() }
+
+// View is the worker's view of the services under prefix, for its
+// Transport to name a route's owner as the gateway does; nil unless Run
+// runs.
+func (w *Worker) View(prefix string) *discovery.View {
+	nc := w.conn.Load()
+	if nc == nil {
+		return nil
+	}
+	return w.views.Get(nc, prefix)
+}
 
 // Prefix is the subject prefix the worker serves under.
 func (w *Worker) Prefix() string { return w.opts.Prefix }
@@ -222,6 +234,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.nc = nc
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
+	defer w.views.Close()
 	w.sem = make(chan struct{}, w.opts.Concurrency)
 	pool, stopPool := startPool(func(m *nats.Msg) {
 		w.serve(m)
