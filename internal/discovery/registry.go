@@ -267,10 +267,12 @@ func MoreSpecific(a, b Route) bool {
 	if a.Subject == b.Subject {
 		return a.Method > b.Method
 	}
-	return subscriptionLess(strings.Split(a.Subject, "."), strings.Split(b.Subject, "."))
+	return TokensMoreSpecific(strings.Split(a.Subject, "."), strings.Split(b.Subject, "."))
 }
 
-func subscriptionLess(a, b []string) bool {
+// TokensMoreSpecific orders two subscriptions given as tokens: a literal
+// before "*", "*" before ">", so the most specific comes first.
+func TokensMoreSpecific(a, b []string) bool {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		ra, rb := rank(a[i]), rank(b[i])
 		if ra != rb {

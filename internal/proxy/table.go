@@ -176,32 +176,7 @@ func before(a, b *route) bool {
 		// As in ServeMux, a route with a method beats one without.
 		return a.method > b.method
 	}
-	return moreSpecific(a.toks, b.toks)
-}
-
-// moreSpecific orders subscriptions token by token: a literal before "*",
-// "*" before ">", so the most specific route is tried first.
-func moreSpecific(a, b []string) bool {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		ra, rb := rank(a[i]), rank(b[i])
-		if ra != rb {
-			return ra < rb
-		}
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return len(a) > len(b)
-}
-
-func rank(tok string) int {
-	switch tok {
-	case "*":
-		return 1
-	case ">":
-		return 2
-	}
-	return 0
+	return discovery.TokensMoreSpecific(a.toks, b.toks)
 }
 
 // match returns the route for subj, a request subject. When none matches,
