@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -44,7 +45,12 @@ var ErrNotRunning = errors.New("metro: worker is not running")
 // incoming one.
 //
 // Unlike the gateway, the Transport has no route table: a path that no
-// worker serves is 503, not 404.
+// worker serves is 503, not 404. It does follow which services announce
+// which routes, so that, like the gateway, it names the one service that
+// runs a request when more than one announces its route (PROTOCOL.md
+// section 5). That starts with its first request, which waits a moment
+// for the services' answers; CloseIdleConnections stops it (a worker's
+// Transport stops with the worker).
 type Transport struct {
 	// Conn is the connection to use; a worker's Client sets Conns instead.
 	Conn *nats.Conn
@@ -54,6 +60,22 @@ type Transport struct {
 	Timeout time.Duration
 
 	conn func() *nats.Conn
+	view func(prefix string) *discovery.View // the worker's
+	own  discovery.Views                     // a standalone Transport's
+}
+
+// CloseIdleConnections stops following the services' routes; the next
+// request starts again. http.Client.CloseIdleConnections calls it.
+func (t *Transport) CloseIdleConnections() {
+	t.own.Close()
+	t.own.Reopen()
+}
+
+func (t *Transport) viewOf(nc *nats.Conn, prefix string) *discovery.View {
+	if t.view != nil {
+		return t.view(prefix)
+	}
+	return t.own.Get(nc, prefix)
 }
 
 // Client returns an http.Client that calls other workers through this
@@ -64,7 +86,7 @@ func (w *Worker) Client() *http.Client {
 
 // Transport returns the worker's Transport; usable while Run runs.
 func (w *Worker) Transport() *Transport {
-	return &Transport{Prefix: w.w.Prefix(), conn: w.w.Conn}
+	return &Transport{Prefix: w.w.Prefix(), conn: w.w.Conn, view: w.w.View}
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -139,6 +161,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		RequestID:   rid,
 		Deadline:    deadline,
 		Body:        body,
+	}
+	if v := t.viewOf(nc, prefix); v != nil {
+		// The first request waits for the services' first answers, but
+		// never for more than half of its own time.
+		vctx, cancel := context.WithTimeout(exchangeCtx, time.Until(deadline)/2)
+		reg := v.Registry(vctx)
+		cancel()
+		if reg != nil {
+			if st, ok := reg.Match(subj); ok {
+				r.Route, r.Service = st.Route.Key(), st.Owner
+			}
+		}
 	}
 	rep, err := wire.Exchange(exchangeCtx, nc, r.Msg(subj), rid)
 	if err != nil {

@@ -31,6 +31,7 @@ running in this directory or above.`,
 				JSON:   o.json,
 				TTY:    io.IsStdoutTTY(),
 				Out:    io.Out,
+				Err:    io.ErrOut,
 			})
 		},
 	}

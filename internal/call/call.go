@@ -51,6 +51,7 @@ func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, erro
 		return 0, err
 	}
 	t := &metro.Transport{Conn: nc, Prefix: o.Prefix, Timeout: o.Timeout}
+	defer t.CloseIdleConnections()
 	resp, err := t.RoundTrip(req)
 	if err != nil {
 		return 0, fmt.Errorf("calling %s %s: %w", req.Method, o.Path, err)

@@ -25,6 +25,9 @@ type RouteRow struct {
 	Worker   string `json:"worker"`
 	Replicas int    `json:"replicas"`
 	Subject  string `json:"subject"`
+	// Owner is the service that runs the route's requests when more than
+	// one announces it (PROTOCOL.md section 5); "" when one alone does.
+	Owner string `json:"owner,omitempty"`
 }
 
 // routeRows folds service instances into one row per route and service,
@@ -46,9 +49,19 @@ func routeRows(svcs []discovery.Service) []RouteRow {
 			}
 		}
 	}
+	// The owner is decided by the rule every gateway applies.
+	reg := discovery.NewRegistry(time.Hour)
+	now := time.Now()
+	for _, s := range svcs {
+		reg.Seen(s, now)
+	}
 	rows := make([]RouteRow, 0, len(count))
 	for k, n := range count {
-		rows = append(rows, RouteRow{Method: k.method, Path: k.path, Worker: k.worker, Replicas: n, Subject: k.subject})
+		row := RouteRow{Method: k.method, Path: k.path, Worker: k.worker, Replicas: n, Subject: k.subject}
+		if st, ok := reg.State(discovery.RouteKey(k.method, k.subject)); ok && st.Contested() {
+			row.Owner = st.Owner
+		}
+		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
@@ -98,7 +111,15 @@ func writeRouteTable(w io.Writer, rows []RouteRow, indent string, subjects bool)
 		if m == "" {
 			m = "*"
 		}
-		line := indent + m + "\t" + r.Path + "\t" + r.Worker + "\t" + strconv.Itoa(r.Replicas)
+		worker := r.Worker
+		switch r.Owner {
+		case "":
+		case r.Worker:
+			worker += " (owner)"
+		default:
+			worker += " (declines: " + r.Owner + " owns it)"
+		}
+		line := indent + m + "\t" + r.Path + "\t" + worker + "\t" + strconv.Itoa(r.Replicas)
 		if subjects {
 			line += "\t" + r.Subject
 		}
@@ -117,6 +138,9 @@ type RoutesOptions struct {
 	JSON   bool // JSON even on a terminal
 	TTY    bool // stdout is a terminal: a table unless JSON
 	Out    io.Writer
+	// Err, when set, gets a warning for each route that more than one
+	// service announces.
+	Err io.Writer
 	// Wait is how long services get to answer (default 500ms).
 	Wait time.Duration
 }
@@ -147,6 +171,9 @@ func Routes(ctx context.Context, o RoutesOptions) error {
 		return fmt.Errorf("asking services for their routes: %w", err)
 	}
 	rows := routeRows(svcs)
+	if o.Err != nil {
+		warnContested(o.Err, rows)
+	}
 	if o.JSON || !o.TTY {
 		enc := json.NewEncoder(o.Out)
 		enc.SetIndent("", "  ")
@@ -158,4 +185,32 @@ func Routes(ctx context.Context, o RoutesOptions) error {
 	}
 	writeRouteTable(o.Out, rows, "", true)
 	return nil
+}
+
+// warnContested writes one line for each route that more than one service
+// announces: each of their queue groups gets every request, and only the
+// owner runs it.
+func warnContested(w io.Writer, rows []RouteRow) {
+	type route struct{ method, path string }
+	services := map[route][]string{}
+	owner := map[route]string{}
+	var order []route
+	for _, r := range rows {
+		if r.Owner == "" {
+			continue
+		}
+		k := route{r.Method, r.Path}
+		if _, ok := owner[k]; !ok {
+			order = append(order, k)
+		}
+		owner[k] = r.Owner
+		services[k] = append(services[k], r.Worker)
+	}
+	for _, k := range order {
+		m := k.method
+		if m == "" {
+			m = "*"
+		}
+		fmt.Fprintf(w, "warning: %s %s is announced by %s; only %s runs its requests\n", m, k.path, strings.Join(services[k], ", "), owner[k])
+	}
 }

@@ -43,15 +43,15 @@ func TestRouteRows(t *testing.T) {
 				svc("orders", "c", "GET /orders/{id}"),
 			},
 			[]RouteRow{
-				{"GET", "/orders/{id}", "orders", 1, "subj:/orders/{id}"},
-				{"GET", "/products", "catalog", 2, "subj:/products"},
-				{"POST", "/products", "catalog", 2, "subj:/products"},
+				{"GET", "/orders/{id}", "orders", 1, "subj:/orders/{id}", ""},
+				{"GET", "/products", "catalog", 2, "subj:/products", ""},
+				{"POST", "/products", "catalog", 2, "subj:/products", ""},
 			},
 		},
 		{
 			"two services on one route are two rows",
 			[]discovery.Service{svc("b", "1", "GET /x"), svc("a", "2", "GET /x")},
-			[]RouteRow{{"GET", "/x", "a", 1, "subj:/x"}, {"GET", "/x", "b", 1, "subj:/x"}},
+			[]RouteRow{{"GET", "/x", "a", 1, "subj:/x", "a"}, {"GET", "/x", "b", 1, "subj:/x", "a"}},
 		},
 	}
 	for _, tt := range tests {
@@ -172,4 +172,29 @@ func TestRoutes(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestContestedRoute: a route that two services announce names its owner
+// in the table (the rule every gateway applies: the least name), and
+// metro routes warns about it.
+func TestContestedRoute(t *testing.T) {
+	rows := routeRows([]discovery.Service{
+		{Name: "orders-green", ID: "1", Protocol: "2", Routes: []discovery.Route{{Method: "POST", Pattern: "POST /orders", Subject: "orders.POST"}}},
+		{Name: "orders-blue", ID: "2", Protocol: "2", Routes: []discovery.Route{{Method: "POST", Pattern: "POST /orders", Subject: "orders.POST"}}},
+		{Name: "catalog", ID: "3", Protocol: "2", Routes: []discovery.Route{{Method: "GET", Pattern: "GET /products", Subject: "products.GET"}}},
+	})
+	var table, warn strings.Builder
+	writeRouteTable(&table, rows, "", false)
+	warnContested(&warn, rows)
+	for _, want := range []string{"orders-blue (owner)", "orders-green (declines: orders-blue owns it)"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if strings.Contains(table.String(), "catalog (") {
+		t.Errorf("an uncontested route is marked:\n%s", table.String())
+	}
+	if want := "warning: POST /orders is announced by orders-blue, orders-green; only orders-blue runs its requests\n"; warn.String() != want {
+		t.Errorf("warning %q, want %q", warn.String(), want)
+	}
 }

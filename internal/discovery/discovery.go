@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,13 +56,21 @@ type Service struct {
 	ID      string  `json:"id"`
 	Version string  `json:"version"`
 	Routes  []Route `json:"routes"`
+	// Protocol is the wire protocol version the instance announces
+	// (ProtocolKey); "" for a service that announces none.
+	Protocol string `json:"protocol,omitempty"`
 }
+
+// Legacy reports whether the instance speaks protocol version 1 (or is
+// no metro worker at all): it answers every request its routes match and
+// cannot decline one that Metro-Service gives to another group.
+func (s Service) Legacy() bool { return s.Protocol == "" || s.Protocol == "1" }
 
 // FromInfo reads the routes of one $SRV.INFO reply under prefix.
 // Endpoints whose subject is not a route (no method token, wrong prefix)
 // are left out: they cannot be reached over HTTP.
 func FromInfo(info micro.Info, prefix string) Service {
-	s := Service{Name: info.Name, ID: info.ID, Version: info.Version}
+	s := Service{Name: info.Name, ID: info.ID, Version: info.Version, Protocol: info.Metadata[ProtocolKey]}
 	for _, ep := range info.Endpoints {
 		r, ok := routeOf(ep, prefix)
 		if ok {
@@ -96,17 +105,103 @@ func routeOf(ep micro.EndpointInfo, prefix string) (Route, bool) {
 	return Route{Method: rt.Method, Pattern: rt.String(), Subject: ep.Subject}, true
 }
 
+// Subjects on which metro workers announce themselves (PROTOCOL.md
+// section 5): their $SRV.INFO reply when they start serving, and their
+// identity when they stop, so that gateways learn of a change at once and
+// poll only as a safety net.
+const (
+	UpSubject   = "$METRO.SERVICE.UP"
+	DownSubject = "$METRO.SERVICE.DOWN"
+)
+
 // Watch asks every service for its info every interval and calls fn with
 // each reply, as it arrives, until ctx ends. The first request goes out at
-// once. fn runs on one goroutine at a time.
+// once. fn runs on one goroutine at a time, never after Watch returns.
 func Watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, fn func(Service)) error {
-	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return fmt.Errorf("subscribing for service info: %w", err)
+	return watch(ctx, nc, prefix, every, watchOptions{}, func(s Service, up bool) {
+		if up {
+			fn(s)
+		}
+	}, nil)
+}
+
+// Follow keeps reg current until ctx ends: it takes the announcements of
+// services starting and stopping as they come, asks every service for its
+// info at once and then every interval (which finds services that do not
+// announce, and notices instances that ended without a word), and expires
+// what it has not seen.
+func Follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, reg *Registry) error {
+	return follow(ctx, nc, prefix, every, reg, watchOptions{announced: true})
+}
+
+func follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, reg *Registry, o watchOptions) error {
+	return watch(ctx, nc, prefix, every, o, func(s Service, up bool) {
+		if up {
+			reg.Seen(s, time.Now())
+		} else {
+			reg.Gone(s.ID, time.Now())
+		}
+	}, reg.Expire)
+}
+
+type watchOptions struct {
+	announced   bool // take announcements too
+	untilClosed bool // end when the connection is closed for good
+}
+
+func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duration, o watchOptions, fn func(s Service, up bool), tick func(time.Time)) error {
+	// Replies come in bursts (every instance answers one request at
+	// once), so they are taken on a subscription's own goroutine as they
+	// arrive; a bounded channel would drop what does not fit. mu and done
+	// keep fn from running at once on two subscriptions, or after return.
+	var mu sync.Mutex
+	done := false
+	handle := func(up bool) nats.MsgHandler {
+		return func(m *nats.Msg) {
+			var info micro.Info
+			if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" {
+				return // not a micro info reply; ignore
+			}
+			s := FromInfo(info, prefix)
+			mu.Lock()
+			defer mu.Unlock()
+			if !done {
+				fn(s, up)
+			}
+		}
 	}
-	defer sub.Unsubscribe()
+	var subs []*nats.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+		mu.Lock()
+		done = true
+		mu.Unlock()
+	}()
+	subscribe := func(subj string, h nats.MsgHandler) error {
+		sub, err := nc.Subscribe(subj, h)
+		if err != nil {
+			return fmt.Errorf("subscribing to %s for service info: %w", subj, err)
+		}
+		// A burst of replies waits in the client rather than being cut
+		// off as a slow consumer.
+		_ = sub.SetPendingLimits(-1, 256<<20)
+		subs = append(subs, sub)
+		return nil
+	}
+	inbox := nc.NewRespInbox()
+	if err := subscribe(inbox, handle(true)); err != nil {
+		return err
+	}
+	if o.announced {
+		if err := subscribe(UpSubject, handle(true)); err != nil {
+			return err
+		}
+		if err := subscribe(DownSubject, handle(false)); err != nil {
+			return err
+		}
+	}
 	ask := func() {
 		// A failed publish (disconnected) is retried at the next tick.
 		_ = nc.PublishRequest(InfoSubject, inbox, nil)
@@ -118,14 +213,16 @@ func Watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duratio
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
-			ask()
-		case m := <-ch:
-			var info micro.Info
-			if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" {
-				continue // not a micro info reply; ignore
+		case now := <-t.C:
+			if o.untilClosed && nc.IsClosed() {
+				return nil
 			}
-			fn(FromInfo(info, prefix))
+			if tick != nil {
+				mu.Lock()
+				tick(now)
+				mu.Unlock()
+			}
+			ask()
 		}
 	}
 }

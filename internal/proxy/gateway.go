@@ -43,7 +43,9 @@ type Config struct {
 	Routes []RouteConfig
 	// RouteTTL is how long a route outlives its last announcing service.
 	RouteTTL time.Duration
-	// DiscoveryInterval is how often services are asked for their routes.
+	// DiscoveryInterval is how often services are asked for their routes,
+	// a safety net behind the announcements of metro workers; an instance
+	// unseen for three intervals is taken for gone.
 	DiscoveryInterval time.Duration
 	Logger            *slog.Logger
 	// AccessLog, when set, gets one entry per request.
@@ -66,7 +68,7 @@ const (
 	DefaultTimeout           = 30 * time.Second
 	DefaultMaxBody           = 1 << 20
 	DefaultRouteTTL          = 10 * time.Minute
-	DefaultDiscoveryInterval = 400 * time.Millisecond
+	DefaultDiscoveryInterval = 5 * time.Second
 )
 
 // Gateway serves HTTP by NATS request/reply.
@@ -77,12 +79,12 @@ type Gateway struct {
 	maxBody        int64
 	trustedProxies []netip.Prefix
 	interval       time.Duration
-	liveWindow     time.Duration // a route unannounced for longer has no live worker
 	table          *table
 	primary        *lane                // on nc
 	lane           atomic.Pointer[lane] // where requests go: primary, or a standby during a handoff
 	redial         func() (*nats.Conn, error)
 	handoff        handoffState
+	registry       *discovery.Registry
 	metrics        *metrics
 	limits         *limits
 	unmatched      *routeMetrics
@@ -111,7 +113,8 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	g.lane.Store(g.primary)
 	// Three rounds of discovery, so one slow answer does not turn away
 	// requests that a worker would have served.
-	g.liveWindow = max(3*g.interval, time.Second)
+	g.registry = discovery.NewRegistry(3 * g.interval)
+	g.registry.OnChange = g.table.update
 	if g.trustedProxies == nil {
 		g.trustedProxies = DefaultTrustedProxies
 	}
@@ -129,6 +132,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		r.metrics = g.metrics.forRoute(r.pattern)
 		g.log.Info("route added", "route", r.pattern, "subject", r.subject)
 	}
+	g.table.contested = g.logContested
 	for _, rc := range cfg.Routes {
 		r, err := routeOf(rc.Match, g.prefix)
 		if err != nil {
@@ -154,12 +158,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.handoff.start(ctx)
 	defer g.handoff.stop()
 	errc := make(chan error, 1)
-	go func() {
-		errc <- discovery.Watch(ctx, g.nc, g.prefix, g.interval, func(s discovery.Service) {
-			g.table.announce(s, time.Now())
-		})
-	}()
-	t := time.NewTicker(g.interval)
+	go func() { errc <- discovery.Follow(ctx, g.nc, g.prefix, g.interval, g.registry) }()
+	// Ready once the replies to the first poll had time to arrive; the
+	// poll itself repeats more slowly.
+	t := time.NewTicker(min(g.interval, time.Second))
 	defer t.Stop()
 	for {
 		select {
@@ -249,9 +251,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		return
 	}
 	x.route = rt
-	if since := time.Now().Add(-g.liveWindow).UnixNano(); !rt.declared && rt.lastSeen.Load() < since && !rs.live(x.subject, since) {
-		fail(http.StatusServiceUnavailable, "no worker is available for this route")
-		return
+	if !rt.available() {
+		if rt = rs.matchAvailable(x.subject); rt == nil {
+			fail(http.StatusServiceUnavailable, "no worker is available for this route")
+			return
+		}
+		x.route = rt
 	}
 	ln := g.acquire()
 	defer ln.release()
@@ -299,6 +304,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		Body:        body,
 		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto, Untrusted: untrusted},
 		Route:       rt.key,
+	}
+	if o := rt.owner.Load(); o != nil {
+		req.Service = *o
 	}
 	h := w.Header()
 	m, err := ln.inbox.request(r.Context(), req.Msg(x.subject), deadline)
@@ -395,4 +403,17 @@ func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Dur
 	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 	rec.AddAttrs(attrs...)
 	_ = g.access.Handle(ctx, rec)
+}
+
+// logContested warns that more than one service announces a route: each
+// of their queue groups gets every request, and only the owner's runs it
+// (PROTOCOL.md section 5).
+func (g *Gateway) logContested(r *route, st discovery.KeyState) {
+	if !st.Enforced() {
+		g.log.Error("route announced by more than one service that speaks protocol version 1: each runs every request until all but one are gone or upgraded",
+			"route", r.pattern, "services", st.Services, "version_1", st.Legacy)
+		return
+	}
+	g.log.Warn("route announced by more than one service: only the owner runs its requests",
+		"route", r.pattern, "services", st.Services, "owner", st.Owner)
 }

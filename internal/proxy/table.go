@@ -24,9 +24,21 @@ type route struct {
 	pattern  string   // as announced, for metrics and logs
 	timeout  time.Duration
 	declared bool // from metro.yaml: never forgotten
-	lastSeen atomic.Int64
-	metrics  *routeMetrics
+	// live counts the instances serving the route now; goneAt is when it
+	// last fell to zero, for the TTL.
+	live   atomic.Int32
+	goneAt atomic.Int64
+	// owner is the service whose queue group runs the route's requests
+	// (sent as Metro-Service), nil without a live instance.
+	owner   atomic.Pointer[string]
+	contest string // the last ownership warning logged, to log each once
+	metrics *routeMetrics
 }
+
+// available reports whether a worker may answer the route now: it is
+// declared (a plain subscriber, never announced) or a live instance
+// announces it.
+func (r *route) available() bool { return r.declared || r.live.Load() > 0 }
 
 // routes is an immutable snapshot, sorted most specific first, so the
 // first match is the one ServeMux would pick.
@@ -40,6 +52,9 @@ type table struct {
 	ttl      time.Duration
 	timeouts map[string]time.Duration // per-route overrides by routeKey
 	newRoute func(*route)             // called for each new route, under mu
+	// contested is called under mu when the services announcing a route,
+	// or its owner, change while more than one service announces it.
+	contested func(*route, discovery.KeyState)
 }
 
 func newTable(ttl time.Duration) *table {
@@ -62,19 +77,47 @@ func (t *table) declare(r discovery.Route, timeout time.Duration) {
 	rt.declared = true
 }
 
-// announce records the routes of one service seen now.
-func (t *table) announce(s discovery.Service, now time.Time) {
+// update applies the new state of one route from the registry of live
+// instances (discovery.Registry.OnChange).
+func (t *table) update(st discovery.KeyState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range s.Routes {
-		t.addLocked(r, now)
+	now := time.Now()
+	rt, ok := t.byKey[st.Route.Key()]
+	if !ok {
+		if st.Instances == 0 {
+			return
+		}
+		rt = t.addLocked(st.Route, now)
+	}
+	if rt.live.Swap(int32(st.Instances)) > 0 && st.Instances == 0 {
+		rt.goneAt.Store(now.UnixNano())
+	}
+	// The owner is named even when one service alone announces the
+	// route: an instance of another service that has just subscribed,
+	// and that no gateway knows yet, then declines instead of running
+	// the request a second time.
+	if owner := st.Owner; owner == "" {
+		rt.owner.Store(nil)
+	} else if o := rt.owner.Load(); o == nil || *o != owner {
+		rt.owner.Store(&owner)
+	}
+	if !st.Contested() {
+		rt.contest = ""
+		return
+	}
+	owner := st.Owner
+	if c := strings.Join(st.Services, ",") + " " + owner; c != rt.contest {
+		rt.contest = c
+		if t.contested != nil {
+			t.contested(rt, st)
+		}
 	}
 }
 
 func (t *table) addLocked(r discovery.Route, now time.Time) *route {
 	key := r.Key()
 	if rt, ok := t.byKey[key]; ok {
-		rt.lastSeen.Store(now.UnixNano())
 		return rt
 	}
 	rt := &route{
@@ -85,22 +128,30 @@ func (t *table) addLocked(r discovery.Route, now time.Time) *route {
 		pattern: r.Pattern,
 		timeout: t.timeouts[key],
 	}
-	rt.lastSeen.Store(now.UnixNano())
+	rt.goneAt.Store(now.UnixNano())
 	if t.newRoute != nil {
 		t.newRoute(rt)
 	}
 	t.byKey[key] = rt
-	t.publishLocked()
+	// Inserted in place rather than re-sorted: with many services, routes
+	// arrive one announcement at a time, and a sort for each would cost
+	// the square of their number.
+	old := t.load()
+	i := sort.Search(len(old), func(i int) bool { return before(rt, old[i]) })
+	rs := make(routes, 0, len(old)+1)
+	rs = append(append(append(rs, old[:i]...), rt), old[i:]...)
+	t.snapshot.Store(&rs)
 	return rt
 }
 
-// expire forgets announced routes unseen for longer than the TTL.
+// expire forgets announced routes that no live instance has served for
+// longer than the TTL.
 func (t *table) expire(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	changed := false
 	for k, rt := range t.byKey {
-		if !rt.declared && now.Sub(time.Unix(0, rt.lastSeen.Load())) > t.ttl {
+		if !rt.declared && rt.live.Load() == 0 && now.Sub(time.Unix(0, rt.goneAt.Load())) > t.ttl {
 			delete(t.byKey, k)
 			changed = true
 		}
@@ -115,40 +166,17 @@ func (t *table) publishLocked() {
 	for _, rt := range t.byKey {
 		rs = append(rs, rt)
 	}
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if a.subject == b.subject {
-			// As in ServeMux, a route with a method beats one without.
-			return a.method > b.method
-		}
-		return moreSpecific(a.toks, b.toks)
-	})
+	sort.Slice(rs, func(i, j int) bool { return before(rs[i], rs[j]) })
 	t.snapshot.Store(&rs)
 }
 
-// moreSpecific orders subscriptions token by token: a literal before "*",
-// "*" before ">", so the most specific route is tried first.
-func moreSpecific(a, b []string) bool {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		ra, rb := rank(a[i]), rank(b[i])
-		if ra != rb {
-			return ra < rb
-		}
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
+// before orders the route table: the route ServeMux would prefer first.
+func before(a, b *route) bool {
+	if a.subject == b.subject {
+		// As in ServeMux, a route with a method beats one without.
+		return a.method > b.method
 	}
-	return len(a) > len(b)
-}
-
-func rank(tok string) int {
-	switch tok {
-	case "*":
-		return 1
-	case ">":
-		return 2
-	}
-	return 0
+	return discovery.TokensMoreSpecific(a.toks, b.toks)
 }
 
 // match returns the route for subj, a request subject. When none matches,
@@ -167,19 +195,18 @@ func (rs routes) match(subj string) (rt *route, allow []string) {
 	return nil, allow
 }
 
-// live reports whether a worker may answer subj now: some matching route
-// is declared (a plain subscriber, never announced) or was announced
-// since since. Without one the gateway answers 503 itself instead of
-// publishing: a subscriber that only watches (metro tap, nats sub) is
-// interest to NATS, which then sends no "no responders" and the client
-// would wait out the whole timeout.
-func (rs routes) live(subj string, since int64) bool {
+// matchAvailable returns the most specific route for subj that a worker
+// may answer now. When the most specific match has no live instance (its
+// worker stopped), the request goes to the next route that matches, as a
+// ServeMux without the removed pattern would route it: naming the dead
+// route in Metro-Route would leave the live worker declining it.
+func (rs routes) matchAvailable(subj string) *route {
 	for _, r := range rs {
-		if (r.declared || r.lastSeen.Load() >= since) && matchTokens(r.toks, subj, false) && r.tailMethodMatches(subj) {
-			return true
+		if r.available() && matchTokens(r.toks, subj, false) && r.tailMethodMatches(subj) {
+			return r
 		}
 	}
-	return false
+	return nil
 }
 
 // tailMethodMatches checks the method of a tail route, whose ">" also

@@ -120,6 +120,12 @@ func (r Route) Subscription(prefix string) (string, error) {
 	if r.HasTail() && len(r.Parts) == 1 && prefix == "" {
 		return "", fail(ErrPattern, "%q would subscribe to every subject; use /{$} for the root alone, start with a literal segment, or set a prefix", r.String())
 	}
+	if prefix == "" && len(r.Parts) > 0 && r.Parts[0].Kind != Literal {
+		// A subscription that starts with a wildcard also receives NATS's
+		// own subjects: "*.>" gets every reply inbox and $SRV request, and
+		// NATS has no way to subscribe to a wildcard minus some subjects.
+		return "", fail(ErrPattern, "%q starts with a wildcard, so its subscription would also receive NATS's own subjects ($SRV.*, _INBOX.*); start with a literal segment or set a prefix", r.String())
+	}
 	var b []byte
 	if prefix != "" {
 		b = append(b, prefix...)
@@ -209,6 +215,9 @@ func RouteFromSubscription(prefix, subj string) (Route, error) {
 	}
 	if len(toks) > MaxSegments {
 		return r, fail(ErrSubject, "subject %q has too many tokens", truncate(subj))
+	}
+	if prefix == "" && len(toks) > 0 && toks[0] == "*" {
+		return r, fail(ErrSubject, "subject %q starts with a wildcard, which also covers NATS's own subjects", truncate(subj))
 	}
 	params := 0
 	for _, t := range toks {

@@ -317,6 +317,29 @@ func Parse(prefix, subj string) (method string, segments []string, err error) {
 	return method, segments, nil
 }
 
+// Foreign reports whether subj lies outside the subject space of requests
+// under prefix: it lacks the prefix, does not end in a method token, or
+// (without a prefix) starts in NATS's own space, a "$" subject or a reply
+// inbox. Such a message is no request at all, as opposed to one whose
+// path is malformed.
+func Foreign(prefix, subj string) bool {
+	if prefix != "" {
+		rest, ok := strings.CutPrefix(subj, prefix+".")
+		if !ok {
+			return true
+		}
+		subj = rest
+	}
+	if !ValidMethod(subj[strings.LastIndexByte(subj, '.')+1:]) {
+		return true
+	}
+	if prefix != "" {
+		return false
+	}
+	first, _, _ := strings.Cut(subj, ".")
+	return strings.HasPrefix(first, "$") || isInbox(first)
+}
+
 // EscapePath joins decoded segments into an escaped path, "/" for none.
 // Bytes that are not unreserved or sub-delims are percent-encoded, so
 // Append(EscapePath(segs)) yields the same tokens as segs.

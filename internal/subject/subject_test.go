@@ -411,3 +411,32 @@ func TestValidMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestForeign(t *testing.T) {
+	tests := []struct {
+		prefix, subj string
+		want         bool
+	}{
+		{"", "users.1.GET", false},
+		{"", "GET", false},
+		{"", "users.a%zz.GET", false}, // a request, if a malformed one
+		{"", "_INBOX.abc.def", true},
+		{"", "_inbox.x.GET", true},
+		{"", "$SRV.PING", true},
+		{"", "$SRV.INFO.svc", true},
+		{"", "$JS.API.x.GET", true},
+		{"", "users.created", true},
+		{"", "users.1.get", true},
+		{"api", "api.users.GET", false},
+		{"api", "api._INBOX.GET", false},
+		{"api", "api.x", true},
+		{"api", "web.users.GET", true},
+		{"api", "apiusers.GET", true},
+		{"api", "api", true},
+	}
+	for _, tt := range tests {
+		if got := subject.Foreign(tt.prefix, tt.subj); got != tt.want {
+			t.Errorf("Foreign(%q, %q) = %v, want %v", tt.prefix, tt.subj, got, tt.want)
+		}
+	}
+}

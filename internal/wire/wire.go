@@ -32,9 +32,13 @@ const (
 	// when workers' routes overlap, every worker whose subscription matches
 	// gets the message, and only the one owning this route answers.
 	HeaderRoute = "Metro-Route"
+	// HeaderService names the service whose queue group runs the request
+	// (version 2): when more than one service announces its route, every
+	// group gets the message, and the others decline it.
+	HeaderService = "Metro-Service"
 
 	// Version is the protocol version sent on every request.
-	Version = "1"
+	Version = "2"
 
 	// The micro convention for service errors (nats.go micro.ErrorHeader
 	// and micro.ErrorCodeHeader).
@@ -89,6 +93,8 @@ type Request struct {
 	Forwarded *Forwarded
 	// Route, when set, is sent as Metro-Route.
 	Route string
+	// Service, when set, is sent as Metro-Service.
+	Service string
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -116,7 +122,7 @@ func isClientClaim(k string) bool {
 // Msg returns the NATS message for r on subject subj. Forwarded headers
 // are set after the copy, so nothing the client sent can override them.
 func (r *Request) Msg(subj string) *nats.Msg {
-	h := make(nats.Header, len(r.Header)+9)
+	h := make(nats.Header, len(r.Header)+10)
 	connection := r.Header["Connection"]
 	strip := r.Forwarded != nil && r.Forwarded.Untrusted
 	for k, v := range r.Header {
@@ -127,7 +133,7 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	// One backing array for the values this function sets: a request
 	// costs one allocation for them instead of one per header.
-	vals := make([]string, 0, 8)
+	vals := make([]string, 0, 10)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -146,6 +152,9 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	set(HeaderRequestID, r.RequestID)
 	if r.Route != "" {
 		set(HeaderRoute, r.Route)
+	}
+	if r.Service != "" {
+		set(HeaderService, r.Service)
 	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))

@@ -150,6 +150,8 @@ func request() *wire.Request {
 		Deadline:  time.UnixMilli(1767225600123),
 		Body:      []byte(`{"name":"x"}`),
 		Forwarded: &wire.Forwarded{For: "203.0.113.7, 127.0.0.1", Host: "shop.example", Proto: "https"},
+		Route:     "POST users.POST",
+		Service:   "users",
 	}
 }
 

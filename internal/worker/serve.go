@@ -27,6 +27,12 @@ func (w *Worker) serve(m *nats.Msg) {
 		return // it may have waited in the backlog past its deadline
 	}
 	start := time.Now()
+	if subject.Foreign(w.opts.Prefix, m.Subject) {
+		// A reply inbox, a $SRV request, a subject without a method: not
+		// a request for this worker, and an answer would land in someone
+		// else's exchange.
+		return
+	}
 	req, cancel, err := w.request(m)
 	if err != nil {
 		w.log.Warn("malformed request message", "subject", m.Subject, "err", err)
@@ -59,12 +65,17 @@ func (w *Worker) serve(m *nats.Msg) {
 	}
 }
 
-// owns reports whether the route the gateway chose (Metro-Route) is ep's,
-// or the pattern ep belongs to: when routes of two workers overlap, both
-// get the message, and only the most specific route's worker answers, as
-// one ServeMux would. Without the header (a caller other than the
-// gateway) the worker's own match decides.
+// owns reports whether this worker runs req. Metro-Service, when present,
+// names the one service whose queue group runs it: when two services
+// announce the same route, each group gets the message (PROTOCOL.md
+// section 5). Metro-Route names the route the caller chose: when routes
+// of two workers overlap, both get the message, and only the most
+// specific route's worker answers, as one ServeMux would. Without them
+// the worker's own match decides.
 func (w *Worker) owns(req *http.Request, ep *endpoint) bool {
+	if svc := req.Header.Get(wire.HeaderService); svc != "" && svc != w.opts.Name {
+		return false
+	}
 	key := req.Header.Get(wire.HeaderRoute)
 	if key == "" {
 		return true

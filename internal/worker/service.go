@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/metropolis-dev/metro/internal/discovery"
 )
 
 // serveServiceProtocol answers $SRV.PING, $SRV.INFO and $SRV.STATS (all
@@ -46,7 +48,7 @@ func (w *Worker) serveServiceProtocol(nc *nats.Conn) ([]*nats.Subscription, erro
 }
 
 func (w *Worker) identity() micro.ServiceIdentity {
-	return micro.ServiceIdentity{Name: w.opts.Name, ID: w.id, Version: w.opts.Version, Metadata: map[string]string{}}
+	return micro.ServiceIdentity{Name: w.opts.Name, ID: w.id, Version: w.opts.Version, Metadata: map[string]string{discovery.ProtocolKey: discovery.Protocol}}
 }
 
 func (w *Worker) info() micro.Info {
@@ -80,4 +82,17 @@ func (w *Worker) stats() micro.Stats {
 		s.Endpoints = append(s.Endpoints, es)
 	}
 	return s
+}
+
+// announce publishes the worker's info on subj (discovery.UpSubject when it
+// starts serving, DownSubject when it stops), so gateways learn of the
+// change at once instead of at their next poll.
+func (w *Worker) announce(nc *nats.Conn, subj string) {
+	b, err := json.Marshal(w.info())
+	if err == nil {
+		err = nc.Publish(subj, b)
+	}
+	if err != nil {
+		w.log.Warn("announcing the service", "subject", subj, "err", err)
+	}
 }

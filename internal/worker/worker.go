@@ -119,6 +119,7 @@ type Worker struct {
 	metrics  *metrics
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
+	views    discovery.Views           // for the worker's Transport, while Run runs
 	log      *slog.Logger
 }
 
@@ -159,6 +160,17 @@ func New(opts Options) *Worker {
 
 // Conn is the worker's connection while Run runs, nil otherwise.
 func (w *Worker) Conn() *nats.Conn { return w.conn.Load() }
+
+// View is the worker's view of the services under prefix, for its
+// Transport to name a route's owner as the gateway does; nil unless Run
+// runs.
+func (w *Worker) View(prefix string) *discovery.View {
+	nc := w.conn.Load()
+	if nc == nil {
+		return nil
+	}
+	return w.views.Get(nc, prefix)
+}
 
 // Prefix is the subject prefix the worker serves under.
 func (w *Worker) Prefix() string { return w.opts.Prefix }
@@ -262,6 +274,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.nc = nc
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
+	defer w.views.Close()
 	pool, stopPool := startPool(func(m *nats.Msg) {
 		// The slot passes from one waiting message to the next.
 		for ; m != nil; m = w.backlog.next() {
@@ -304,6 +317,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 		}
 	}
+	// Announced only now that every subscription is in place, so a
+	// gateway that routes on the announcement reaches a listener.
+	w.announce(nc, discovery.UpSubject)
 	close(w.ready)
 	if nc.IsConnected() {
 		w.log.Info("worker serving", "routes", len(w.endpoints), "id", w.id)
@@ -341,8 +357,13 @@ func (w *Worker) subscribe(nc *nats.Conn) ([]*nats.Subscription, error) {
 func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error {
 	w.draining.Store(true)
 	w.log.Info("worker draining")
-	// Leave discovery first, so nothing new is told about this instance.
+	// Leave discovery first, so nothing new is told about this instance,
+	// then say goodbye: gateways stop routing to routes that no other
+	// instance serves, and route their requests elsewhere or answer 503.
 	unsubscribe(svcSubs)
+	if nc.IsConnected() {
+		w.announce(nc, discovery.DownSubject)
+	}
 	deadline := time.Now().Add(w.opts.DrainTimeout)
 	// Cut off from the server, nothing more can arrive and no reply can
 	// leave; draining would only wait for nats.go's flush timeouts.

@@ -208,6 +208,64 @@ func TestUnansweredMessages(t *testing.T) {
 	}
 }
 
+// TestLeadingWildcard: without a prefix, a pattern that starts with a
+// wildcard is refused, since "*.>" would also receive every reply inbox
+// and $SRV request. Under a prefix it is served, and a message on its
+// subscription that is not a metro subject is ignored, not answered.
+func TestLeadingWildcard(t *testing.T) {
+	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, r.PathValue("tenant")+" "+r.PathValue("path"))
+	})
+	for _, p := range []string{"GET /{tenant}/{path...}", "/{tenant}", "PING /{x}"} {
+		err := New(Options{Name: "x", Logger: quiet}).Handle(p, h)
+		if err == nil || !strings.Contains(err.Error(), "wildcard") {
+			t.Errorf("%q without a prefix: %v, want an error about the wildcard", p, err)
+		}
+	}
+
+	ns := natstest.Run(t)
+	// One handler at a time: a reply to the first message would leave
+	// before the second one is served.
+	w := New(Options{Name: "tenants", URL: ns.ClientURL(), Prefix: "api", Logger: quiet, Concurrency: 1})
+	if err := w.Handle("GET /{tenant}/{path...}", h); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ns, w)
+	nc := natstest.Connect(t, ns)
+	replies := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe("test-replies.>", replies); err != nil {
+		t.Fatal(err)
+	}
+	send := func(subj, reply string) {
+		m := request("GET", "/acme/x", "", "", time.Now().Add(10*time.Second))
+		m.Subject, m.Reply = subj, reply
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// api.*.> matches both; only the second is a metro subject.
+	send("api.acme.x", "test-replies.stray")
+	send("api.acme.x.GET", "test-replies.metro")
+	select {
+	case m := <-replies:
+		if m.Subject != "test-replies.metro" || string(m.Data) != "acme x" {
+			t.Fatalf("first reply on %s: %q; want the metro request's answer only", m.Subject, m.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply to the metro request")
+	}
+	// Replies leave in order on one connection: a reply to the stray
+	// message would have come first, or right behind a flush.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-replies:
+		t.Errorf("unexpected reply on %s: %q", m.Subject, m.Data)
+	default:
+	}
+}
+
 // TestDrain: on cancel, a handler in flight finishes and its reply is
 // sent before Run returns; then no one takes requests any more.
 func TestDrain(t *testing.T) {
