@@ -27,8 +27,8 @@ type Options struct {
 	// Gateway, when set, is the base URL requests are sent to; otherwise
 	// they go over NATS on the connection Connect makes (called once the
 	// options and the recording have been checked), under its prefix.
-	Gateway string
-	Connect func() (nc *nats.Conn, prefix string, err error)
+	Gateway     string
+	Connect     func() (nc *nats.Conn, prefix string, err error)
 	Concurrency int           // requests in flight at once (default 1: in order)
 	Timeout     time.Duration // per request (default 30s)
 	JSON        bool          // one result object per exchange
@@ -317,6 +317,11 @@ func Request(ctx context.Context, base string, ex *recording.Exchange) (*http.Re
 		return nil, fmt.Errorf("rebuilding %s %s: %w", ex.Method, ex.Path, err)
 	}
 	CopyHeader(req.Header, ex.Request.Header)
+	// The recorded id goes again, so problem bodies, which carry it,
+	// compare equal.
+	if ex.RequestID != "" && req.Header.Get("X-Request-Id") == "" {
+		req.Header.Set("X-Request-Id", ex.RequestID)
+	}
 	return req, nil
 }
 
