@@ -2,7 +2,8 @@
 // yet or not running, answering from a recording. It hides which recorded
 // exchanges belong to the worker, the routes it announces for them, how a
 // request finds its recorded reply (method, path and query, then body;
-// repeated requests get the recorded replies in order) and the problem
+// repeated requests get the recorded replies in order, and a request
+// carrying a recorded request id gets that exchange's reply) and the problem
 // reply that names the nearest recorded request when none matches.
 package mock
 
@@ -160,7 +161,7 @@ func (s *Stand) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		metro.Error(w, r, http.StatusBadRequest, "reading the request body: "+err.Error())
 		return
 	}
-	ex, detail := s.lookup(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body)
+	ex, detail := s.lookup(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, body, metro.RequestID(r))
 	if ex == nil {
 		metro.Error(w, r, http.StatusNotFound, detail)
 		return
@@ -175,7 +176,7 @@ func (s *Stand) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(ex.Reply.Body) //nolint:errcheck // the client went away; nothing to tell it
 }
 
-func (s *Stand) lookup(method, path, query string, body []byte) (*recording.Exchange, string) {
+func (s *Stand) lookup(method, path, query string, body []byte, requestID string) (*recording.Exchange, string) {
 	target := method + " " + path
 	if query != "" {
 		target += "?" + query
@@ -194,6 +195,18 @@ func (s *Stand) lookup(method, path, query string, body []byte) (*recording.Exch
 		if sameBody(c.Request.Body, body) {
 			same = append(same, c)
 		}
+	}
+	// A replayed request carries its recorded id, and so do the calls
+	// its handler makes: that picks the very exchange when two clients
+	// made the same request.
+	var byID []*recording.Exchange
+	for _, c := range same {
+		if requestID != "" && c.RequestID == requestID {
+			byID = append(byID, c)
+		}
+	}
+	if len(byID) > 0 {
+		same = byID
 	}
 	if len(same) > 0 {
 		// Replies to one request in recorded order; the last one repeats,
