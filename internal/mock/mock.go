@@ -81,6 +81,9 @@ func New(worker, file string, exs []recording.Exchange) (*Stand, error) {
 		}
 		s.byKey[key] = append(s.byKey[key], ex)
 		s.all = append(s.all, ex)
+		if ex.Route == "" && covered(subs, ex) {
+			continue // a recorded route announces it
+		}
 		if p := patternOf(ex); p != "" {
 			patterns[p] = true
 		}
