@@ -172,7 +172,7 @@ func jsonError(err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te) && te.Field != "":
-		return fmt.Errorf("%s: a JSON %s where %s belongs", te.Field, te.Value, typeName(te.Type.Kind().String()))
+		return fmt.Errorf("%s: a JSON %s where %s belongs", strings.TrimPrefix(te.Field, "exchangeFields."), te.Value, typeName(te.Type.Kind().String()))
 	case errors.As(err, &te):
 		return fmt.Errorf("a JSON %s where an exchange object belongs", te.Value)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

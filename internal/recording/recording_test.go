@@ -145,7 +145,8 @@ func TestReadErrorsNameTheLine(t *testing.T) {
 	}{
 		{"truncated", good + good[:len(good)/2], 2, "cut short"},
 		{"not json", good + "\n" + "hello\n", 3, "not valid JSON"},
-		{"status as string", good + strings.Replace(good, `"status":200`, `"status":"200"`, 1), 2, "status: a JSON string where a number belongs"},
+		{"status as string", good + strings.Replace(good, `"status":200`, `"status":"200"`, 1), 2, "rec.ndjson:2: status: a JSON string where a number belongs"},
+		{"header value as string", strings.Replace(good, `["application/json"]`, `"application/json"`, 1), 1, "rec.ndjson:1: request: headers: a JSON string where an array belongs"},
 		{"unknown field", strings.Replace(good, `"worker"`, `"wroker"`, 1), 1, `unknown field "wroker"`},
 		{"bad base64", strings.Replace(good, `"body":`, `"body_base64":"!!!","x":`, 1), 1, "reply:"},
 		{"both bodies", strings.Replace(good, `"body":`, `"body_base64":"AA==","body":`, 1), 1, "reply: body and body_base64 are both set"},
