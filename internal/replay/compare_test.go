@@ -121,3 +121,25 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompare: any body, compared with itself, matches (with and without
+// an ignore), and comparing two bodies never panics.
+func FuzzCompare(f *testing.F) {
+	f.Add([]byte(`{"a":[1,{"b":2.50}],"c":"x"}`), []byte(`{"a":[1,{"b":2.5}]}`), "application/json")
+	f.Add([]byte("line\nother"), []byte("line\n"), "text/plain")
+	f.Add([]byte{0xff, 0, 1}, []byte{0xff}, "application/octet-stream")
+	f.Add([]byte(`[1e400, -0, 0]`), []byte(`[1e400, 0, -0]`), "application/problem+json")
+	ig, err := ParseIgnore([]string{"$..id"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte, ct string) {
+		want := recorded(200, ct, string(a))
+		for _, ignore := range []Ignore{nil, ig} {
+			if d := Compare(want, resp(200, ct, string(a)), ignore); len(d) != 0 {
+				t.Fatalf("%q (%s) differs from itself: %v", a, ct, d)
+			}
+			Compare(want, resp(201, ct, string(b)), ignore)
+		}
+	})
+}
