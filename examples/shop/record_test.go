@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/devserver/devtest"
 	"github.com/metropolis-dev/metro/internal/devstate"
 	imetrotest "github.com/metropolis-dev/metro/internal/metrotest"
+	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/recording"
 	"github.com/metropolis-dev/metro/metrotest"
 )
@@ -185,6 +188,37 @@ func TestRecordReplayMock(t *testing.T) {
 		}
 	})
 
+	t.Run("metro mock behind metro gateway, beside the orders worker", func(t *testing.T) {
+		// The same stand-in as its own command, with the production
+		// gateway and the orders binary metro dev built: no metro dev.
+		nats := fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t))
+		gwp := startMetro(t, dir, bin, "gateway", "--embed-nats", nats, "--nats", "nats://"+nats, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+		gwp.waitErr(t, "gateway listening")
+		m := regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`).FindStringSubmatch(gwp.errb.String())
+		if m == nil {
+			t.Fatalf("no address in %s", gwp.errb.String())
+		}
+		mock := startMetro(t, dir, bin, "mock", "catalog", "--from", rec, "--server", "nats://"+nats)
+		mock.waitErr(t, "worker serving")
+		ord := startProc(t, dir, filepath.Join(dir, ".metro", "bin", "orders"), "NATS_URL=nats://"+nats)
+		ord.waitErr(t, "worker serving")
+		gw := "http://" + m[1]
+		waitFor(t, "the gateway to route to both", func() bool {
+			_, apple := imetrotest.Do(t, mustRequest(t, "GET", gw+"/products/apple"))
+			_, order := imetrotest.Do(t, mustRequest(t, "GET", gw+"/orders/0"))
+			return strings.Contains(apple, `"price":50`) && strings.Contains(order, "no order 0")
+		})
+		code, out, errs := runMetro(t, dir, bin, "replay", rec, "--ignore", "$.id", "--gateway", gw)
+		if code != 0 {
+			t.Fatalf("metro replay exited %d:\n%s%s", code, out, errs)
+		}
+		for _, p := range []*metroProc{mock, ord, gwp} {
+			if code := p.stop(t); code != 0 {
+				t.Errorf("%s exited %d:\n%s", p.cmd.Path, code, p.errb.String())
+			}
+		}
+	})
+
 	t.Run("metrotest.Replay of the orders recording", func(t *testing.T) {
 		mux := http.NewServeMux()
 		desk := orders.New(metrotest.Mock(t, rec, "catalog"))
@@ -227,9 +261,20 @@ func metroEnv() []string {
 
 func startMetro(t *testing.T, dir, bin string, args ...string) *metroProc {
 	t.Helper()
-	p := &metroProc{out: &imetrotest.LockedBuffer{}, errb: &imetrotest.LockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir, p.cmd.Env = dir, metroEnv()
+	return startCmd(t, dir, exec.Command(bin, args...), metroEnv())
+}
+
+// startProc runs a worker binary with env added to metroEnv.
+func startProc(t *testing.T, dir, bin string, env ...string) *metroProc {
+	t.Helper()
+	return startCmd(t, dir, exec.Command(bin), append(metroEnv(), env...))
+}
+
+func startCmd(t *testing.T, dir string, cmd *exec.Cmd, env []string) *metroProc {
+	t.Helper()
+	args := cmd.Args
+	p := &metroProc{cmd: cmd, out: &imetrotest.LockedBuffer{}, errb: &imetrotest.LockedBuffer{}, done: make(chan struct{})}
+	p.cmd.Dir, p.cmd.Env = dir, env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -244,7 +289,7 @@ func startMetro(t *testing.T, dir, bin string, args ...string) *metroProc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("metro %s output:\n%s%s", args[0], p.out.String(), p.errb.String())
+			t.Logf("%s output:\n%s%s", strings.Join(args, " "), p.out.String(), p.errb.String())
 		}
 	})
 	return p
