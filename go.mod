@@ -17,6 +17,7 @@ require (
 	github.com/nats-io/nuid v1.0.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/cobra v1.10.2
+	github.com/theory/jsonpath v0.12.3
 	golang.org/x/net v0.60.0
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1

@@ -30,10 +30,16 @@ On a terminal tap shows a live table (? lists the keys). Otherwise, or
 with --json, it writes one JSON object per exchange to stdout.
 
 The server is --server, else NATS_URL, else the metro dev running in
-this project (.metro/dev.json).`,
+this project (.metro/dev.json).
+
+With --record FILE every finished exchange is also written to FILE as
+NDJSON, bodies whole, for metro replay and metro mock. The values of
+Authorization, Cookie, Set-Cookie and of headers named with --redact are
+replaced by "[redacted]" before anything is written.`,
 		Example: `  metro tap
   metro tap 'GET /users/{id}'
-  metro tap 'orders.>' --json --count 10`,
+  metro tap 'orders.>' --json --count 10
+  metro tap --record session.ndjson --redact X-Api-Key`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Buffer < 1 {
@@ -69,5 +75,7 @@ this project (.metro/dev.json).`,
 	f.BoolVar(&opts.JSON, "json", false, "write NDJSON even on a terminal")
 	f.IntVar(&opts.Count, "count", 0, "exit after `N` exchanges (NDJSON; 0: no limit)")
 	f.DurationVar(&opts.Timeout, "timeout", 0, "exit after `D` (0: no limit)")
+	f.StringVar(&opts.Record, "record", "", "also write every finished exchange to `FILE` (NDJSON, secrets redacted)")
+	f.StringArrayVar(&opts.Redact, "redact", nil, "a header `NAME` whose values are not recorded (repeatable; Authorization, Cookie and Set-Cookie always are)")
 	return cmd
 }

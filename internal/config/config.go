@@ -81,6 +81,10 @@ type Worker struct {
 	Resources   *Resources `yaml:"resources"`
 	// Line is where the worker is declared in the file, for messages.
 	Line int `yaml:"-"`
+
+	// Mock is a recording (metro tap --record) that metro dev answers
+	// from, with metro mock, in place of the worker.
+	Mock string `yaml:"mock"`
 }
 
 // Deploy is the deploy block.

@@ -86,11 +86,20 @@ func (c *Config) validateWorker(name string, w Worker) []error {
 	if !IsDNSLabel(name) {
 		add(key, "worker name %q is not a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", name)
 	}
-	switch {
-	case w.Path != "" && w.Run != "":
-		add(key, "has both path and run; give exactly one (path: a Go package to build, run: a command)")
-	case w.Path == "" && w.Run == "":
-		add(key, "needs path (a Go package to build) or run (a command)")
+	switch n := countSet(w.Path, w.Run, w.Mock); {
+	case n > 1:
+		set := setNames(w)
+		both := "both " + set[0] + " and " + set[1]
+		if n == 3 {
+			both = "path, run and mock"
+		}
+		add(key, "has %s; give exactly one (path: a Go package to build, run: a command, mock: a recording to answer from)", both)
+	case n == 0:
+		add(key, "needs path (a Go package to build), run (a command) or mock (a recording to answer from)")
+	case w.Mock != "":
+		if err := c.checkFile(w.Mock); err != nil {
+			add(key+".mock", "%v", err)
+		}
 	case w.Path != "":
 		if err := c.checkDir(w.Path); err != nil {
 			add(key+".path", "%v", err)
@@ -149,6 +158,45 @@ func (c *Config) validateDeploy() []error {
 		}
 	}
 	return errs
+}
+
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func setNames(w Worker) []string {
+	var out []string
+	for _, f := range []struct{ name, v string }{{"path", w.Path}, {"run", w.Run}, {"mock", w.Mock}} {
+		if f.v != "" {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// checkFile reports whether p, relative to the file's directory, is a
+// regular file.
+func (c *Config) checkFile(p string) error {
+	full := p
+	if !filepath.IsAbs(p) {
+		full = filepath.Join(c.Dir, p)
+	}
+	fi, err := os.Stat(full)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist (record one with metro tap --record %s)", p, p)
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a file", p)
+	}
+	return nil
 }
 
 // checkDir reports whether p, relative to the file's directory, is a directory.

@@ -231,6 +231,14 @@ func resolveWorkers(cfg *config.Config) ([]workerSpec, error) {
 	var specs []workerSpec
 	for _, name := range slices.Sorted(maps.Keys(cfg.Workers)) {
 		w := cfg.Workers[name]
+		if w.Mock != "" {
+			s, err := mockSpec(cfg, name, w)
+			if err != nil {
+				return nil, err
+			}
+			specs = append(specs, s)
+			continue
+		}
 		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run}
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {

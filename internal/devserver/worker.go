@@ -36,6 +36,9 @@ type workerSpec struct {
 	bin      string // where its Go binary is built
 	env      []string
 	watch    watchSet
+
+	// command is the argv of a worker metro runs itself (mock:).
+	command []string
 }
 
 // procName names replica i (from 0) in the output.
@@ -47,6 +50,9 @@ func (s workerSpec) procName(i int) string {
 }
 
 func (s workerSpec) argv() []string {
+	if len(s.command) > 0 {
+		return s.command
+	}
 	if s.pkg != "" {
 		return []string{s.bin}
 	}

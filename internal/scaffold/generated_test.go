@@ -62,7 +62,7 @@ func TestGeneratedGoProjectBuilds(t *testing.T) {
 	}
 	run(t, dir, nil, "go", "vet", "./...")
 	out := run(t, dir, nil, "go", "test", "-count=1", "-v", "./...")
-	for _, want := range []string{"--- PASS: TestHandlers/GET_/hello/ada", "--- PASS: TestHandlers/GET_/invoices/42/lines/ada", "--- PASS: TestUnknownPath"} {
+	for _, want := range []string{"--- PASS: TestHandlers/GET_/hello/ada", "--- PASS: TestHandlers/GET_/invoices/42/lines/ada", "--- PASS: TestUnknownPath", "--- PASS: TestRecorded/recorded.ndjson:2_GET_/hello/ada", "--- PASS: TestRecorded/recorded.ndjson:2_GET_/invoices/42/lines/ada"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("go test output lacks %q:\n%s", want, out)
 		}

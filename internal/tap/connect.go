@@ -27,6 +27,9 @@ type Options struct {
 	JSON     bool          // NDJSON even on a terminal
 	Count    int           // exit after this many exchanges; 0: no limit
 	Timeout  time.Duration // exit after this long; 0: no limit
+
+	Record string   // --record: write every finished exchange to this file
+	Redact []string // --redact: more headers whose values are not recorded
 }
 
 // ErrNoServer is returned when no NATS server is named and no metro dev runs.

@@ -91,6 +91,7 @@ type Exchange struct {
 	Status  int           // the HTTP status the reply carries; 0 without a reply
 	Latency time.Duration // request seen to reply seen (or to giving up)
 	Worker  string        // the service whose routes cover the subject, when exactly one does
+	Route   string        // that service's route pattern that covers it
 	Error   string        // Nats-Service-Error text, or why the reply is malformed
 
 	Request  Message

@@ -93,6 +93,7 @@ type Intake struct {
 	ch       chan *nats.Msg
 	pairer   *Pairer
 	prefix   string
+	recorder Recorder
 }
 
 // Subscribe subscribes to the subjects args name under prefix (see
@@ -152,12 +153,44 @@ func (in *Intake) clientDrops() uint64 {
 // exchange as it starts (Pending) and as it ends; report, if not nil,
 // gets the requests in flight and the drops so far every sweep. Both run
 // on Run's goroutine.
-func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFlight int, drops uint64)) error {
+func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFlight int, drops uint64)) (err error) {
 	defer in.unsubscribe()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	if rec := in.recorder; rec != nil {
+		var recErr error
+		display := emit
+		emit = func(ex Exchange) {
+			if ex.Outcome != Pending && recErr == nil {
+				if recErr = rec.Record(ex); recErr != nil {
+					cancel()
+				}
+			}
+			ex.Request.Body, ex.Response.Body = clip(ex.Request.Body), clip(ex.Response.Body)
+			display(ex)
+		}
+		shown := report
+		report = func(inFlight int, drops uint64) {
+			if recErr == nil {
+				if recErr = rec.Flush(); recErr != nil {
+					cancel()
+				}
+			}
+			if shown != nil {
+				shown(inFlight, drops)
+			}
+		}
+		defer func() {
+			if recErr == nil {
+				recErr = rec.Flush()
+			}
+			if err == nil && recErr != nil {
+				err = fmt.Errorf("recording: %w", recErr)
+			}
+		}()
+	}
 
 	// Which worker answers is learnt from the services' announcements, on
 	// a goroutine of its own so a slow discovery never holds up intake.
@@ -213,4 +246,13 @@ func (in *Intake) Run(ctx context.Context, emit func(Exchange), report func(inFl
 			}
 		}
 	}
+}
+
+// clip keeps what the display shows of a body recorded whole, in a copy
+// of its own so that the display's buffer pins no whole payload.
+func clip(b []byte) []byte {
+	if len(b) <= MaxBody {
+		return b
+	}
+	return append([]byte(nil), b[:MaxBody]...)
 }

@@ -49,6 +49,7 @@ type Pairer struct {
 	workers   *workerIndex
 
 	seq     uint64
+	maxBody int                  // body bytes kept; MaxBody, or -1 for all
 	limit   int                  // MaxPending; lower in tests
 	pending map[string]*Exchange // by reply subject
 	due     deadlines
@@ -62,6 +63,7 @@ func NewPairer(prefix string, metroOnly bool) *Pairer {
 		prefix:    prefix,
 		metroOnly: metroOnly,
 		workers:   newWorkerIndex(),
+		maxBody:   MaxBody,
 		limit:     MaxPending,
 		pending:   make(map[string]*Exchange),
 	}
@@ -158,14 +160,14 @@ func (p *Pairer) request(m *nats.Msg, now time.Time) (*Exchange, bool) {
 	ex.Seq = p.seq
 	ex.Query = wire.Get(m.Header, wire.HeaderQuery)
 	ex.RequestID = wire.Get(m.Header, wire.HeaderRequestID)
-	ex.Worker = p.workers.lookup(m.Subject)
-	ex.Request = keep(m)
+	ex.Worker, ex.Route = p.workers.lookup(m.Subject)
+	ex.Request = keep(m, p.maxBody)
 	return ex, true
 }
 
 func (p *Pairer) finish(ex *Exchange, m *nats.Msg, now time.Time) {
 	ex.Latency = now.Sub(ex.Time)
-	ex.Response = keep(m)
+	ex.Response = keep(m, p.maxBody)
 	// nats-server answers a request nobody is subscribed to with an empty
 	// message whose header line is "NATS/1.0 503"; nats.go reads that
 	// inline status into the Status header.
@@ -204,15 +206,19 @@ func (p *Pairer) Expire(now time.Time, emit func(Exchange)) {
 	}
 }
 
-// keep copies what the detail view needs: nats.go hands each message its
-// own buffers, but keeping a slice of a large payload would pin all of it.
-func keep(m *nats.Msg) Message {
+// keep copies what the detail view needs (max bytes of the body; all of
+// it when max < 0): nats.go hands each message its own buffers, but
+// keeping a slice of a large payload would pin all of it.
+func keep(m *nats.Msg, max int) Message {
 	msg := Message{Size: len(m.Data)}
 	if len(m.Header) > 0 {
 		msg.Header = m.Header
 	}
 	if len(m.Data) > 0 {
-		n := min(len(m.Data), MaxBody)
+		n := len(m.Data)
+		if max >= 0 {
+			n = min(n, max)
+		}
 		msg.Body = append([]byte(nil), m.Data[:n]...)
 	}
 	return msg

@@ -259,7 +259,7 @@ func TestPairerBounded(t *testing.T) {
 
 func TestKeepBoundsBodies(t *testing.T) {
 	big := make([]byte, MaxBody*3)
-	m := keep(&nats.Msg{Data: big})
+	m := keep(&nats.Msg{Data: big}, MaxBody)
 	if m.Size != len(big) || len(m.Body) != MaxBody || !m.Truncated() {
 		t.Fatalf("size %d body %d truncated %v", m.Size, len(m.Body), m.Truncated())
 	}
@@ -311,4 +311,27 @@ func FuzzObserve(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The route recorded with an exchange is the most specific of its one
+// service's routes that match, as that service's ServeMux would choose.
+func TestPairerRoute(t *testing.T) {
+	p := NewPairer("", true)
+	p.AddService(discovery.Service{Name: "files", ID: "f1", Routes: []discovery.Route{
+		{Pattern: "GET /files/{path...}", Subject: "files.>"},
+		{Pattern: "GET /files/{name}", Subject: "files.*.GET"},
+		{Pattern: "GET /files/readme", Subject: "files.readme.GET"},
+	}}, t0)
+	for i, tt := range []struct{ subj, route string }{
+		{"files.readme.GET", "GET /files/readme"},
+		{"files.a.GET", "GET /files/{name}"},
+		{"files.a.b.GET", "GET /files/{path...}"},
+		{"other.GET", ""},
+	} {
+		reply := "_INBOX.r." + strconv.Itoa(i)
+		p.Observe(req(tt.subj, reply, nil, ""), t0)
+		if ex, _ := p.Observe(req(reply, "", nil, ""), t0); ex.Route != tt.route {
+			t.Errorf("%s: route %q, want %q", tt.subj, ex.Route, tt.route)
+		}
+	}
 }

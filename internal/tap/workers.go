@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"strings"
 	"time"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
@@ -26,6 +27,10 @@ type workerIndex struct {
 type cover struct {
 	name string // "" when none or several
 	any  bool
+	// route is the pattern of the most specific route of that one
+	// service that matches.
+	route    string
+	wildcard int // wildcard tokens in route's subscription
 }
 
 type seenService struct {
@@ -54,9 +59,16 @@ func (w *workerIndex) prune(now time.Time) {
 	}
 }
 
-// lookup names the one service whose routes match subj; when none or
-// several (distinct queue groups each get a copy) do, the worker is unknown.
-func (w *workerIndex) lookup(subj string) string { return w.cover(subj).name }
+// lookup names the one service whose routes match subj, and its route
+// that does; when none or several (distinct queue groups each get a
+// copy) do, the worker is unknown.
+func (w *workerIndex) lookup(subj string) (name, route string) {
+	c := w.cover(subj)
+	if c.name == "" {
+		return "", ""
+	}
+	return c.name, c.route
+}
 
 // unserved reports whether services are known but none announces subj:
 // then nobody but tap listens to it.
@@ -79,8 +91,14 @@ services:
 				continue
 			}
 			if c.any && c.name != s.svc.Name {
-				c.name = ""
+				c.name, c.route = "", ""
 				break services
+			}
+			// Of one service's matching routes the one with fewer
+			// wildcards is the more specific, as ServeMux would pick.
+			wc := strings.Count(r.Subject, "*") + 2*strings.Count(r.Subject, ">")
+			if !c.any || wc < c.wildcard {
+				c.route, c.wildcard = r.Pattern, wc
 			}
 			c.name, c.any = s.svc.Name, true
 		}

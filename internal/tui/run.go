@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -47,10 +48,24 @@ func Run(ctx context.Context, ios *iostreams.IOStreams, opts tap.Options) error 
 		return err
 	}
 	subjects := strings.Join(in.Subjects(), " ")
+	if opts.Record != "" {
+		// The file may hold personal data even with secrets redacted:
+		// readable by its owner only.
+		f, err := os.OpenFile(opts.Record, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("opening the recording: %w", err)
+		}
+		defer f.Close()
+		in.SetRecorder(tap.NewFileRecorder(f, opts.Redact))
+	}
 
 	if opts.JSON || !ios.IsStdoutTTY() {
 		log := slog.New(slog.NewTextHandler(ios.ErrOut, nil))
-		log.Info("tapping", "server", target.Display(), "subjects", subjects, "prefix", target.Prefix)
+		args := []any{"server", target.Display(), "subjects", subjects, "prefix", target.Prefix}
+		if opts.Record != "" {
+			args = append(args, "record", opts.Record)
+		}
+		log.Info("tapping", args...)
 		return tap.WriteNDJSON(ctx, in, ios.Out, opts.Count)
 	}
 
