@@ -65,6 +65,12 @@ type Worker struct {
 	// (deploy); Resources overrides deploy.workers.resources field by field.
 	MaxReplicas int        `yaml:"max_replicas"`
 	Resources   *Resources `yaml:"resources"`
+	// Routes are the patterns the worker serves, as it registers them;
+	// declared, they are all it may subscribe to on a locked bus.
+	Routes []string `yaml:"routes"`
+	// Calls names the workers it may call; nil (absent) is every route,
+	// empty is none.
+	Calls []string `yaml:"calls"`
 	// Line is where the worker is declared in the file, for messages.
 	Line int `yaml:"-"`
 }
