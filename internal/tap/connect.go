@@ -3,11 +3,13 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
@@ -37,6 +39,8 @@ type Target struct {
 	URL    string
 	Prefix string
 	From   string // where URL came from: "--server", "NATS_URL" or the state file's path
+	// nt is what natsconn resolved, for the credentials metro dev made.
+	nt natsconn.Target
 }
 
 // Display is the server URL as shown on screen and in logs: passwords and
@@ -49,6 +53,7 @@ func (t Target) Display() string { return natsconn.Redact(t.URL) }
 func Resolve(o Options) (Target, error) {
 	t := Target{Prefix: o.Prefix}
 	nt, err := natsconn.Resolve(o.Server, o.EnvURL, o.Dir)
+	t.nt = nt
 	switch {
 	case errors.Is(err, natsconn.ErrNoServer):
 		return t, ErrNoServer
@@ -70,13 +75,14 @@ func Resolve(o Options) (Target, error) {
 	return t, nil
 }
 
-// Connect connects to the server t names, with o's credentials.
+// Connect connects to the server t names, with o's credentials, else those
+// of the environment, else the read-only identity metro dev made for tap.
 func Connect(o Options, t Target) (*nats.Conn, error) {
-	auth, err := natsconn.Auth{Creds: o.Creds, NKey: o.NKey}.Options()
+	auth, err := t.nt.Auth(natsauth.RoleTap, natsconn.Auth{Creds: o.Creds, NKey: o.NKey}, os.Getenv).Options()
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1)}, auth...)
+	opts := append([]nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1), natsconn.Inbox(natsauth.RoleTap, "")}, auth...)
 	nc, err := nats.Connect(t.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.Display(), t.From, err)

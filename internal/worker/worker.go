@@ -270,6 +270,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			unsubscribe(append(subs, svcSubs...))
 			return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 		}
+		// A refused subscription is an -ERR that came before the flush's
+		// PONG; serving without it would answer nothing and say nothing.
+		if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			unsubscribe(append(subs, svcSubs...))
+			return fmt.Errorf("worker %s: the NATS server refused a subscription (is the route among the worker's permitted ones, workers.%s.routes in metro.yaml?): %w", w.opts.Name, w.opts.Name, err)
+		}
 	}
 	close(w.ready)
 	if nc.IsConnected() {
