@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
@@ -318,5 +320,47 @@ func TestRequestReplyWithTap(t *testing.T) {
 	}
 	if err := worker.LastError(); !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), rep.Subject) {
 		t.Fatalf("second reply: %v, want a permissions violation on %s", err, rep.Subject)
+	}
+}
+
+// TestShopExample: the example's metro.yaml declares every route and
+// call, so each worker's permissions are exactly its own.
+func TestShopExample(t *testing.T) {
+	cfg, err := config.Load("../../examples/shop/metro.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := natsauth.FromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := natsauth.Users(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.ID == natsauth.WorkerID("catalog") && len(u.Publish) != 0 {
+			t.Errorf("catalog (calls: []) may publish %v", u.Publish)
+		}
+		if u.ID == natsauth.WorkerID("orders") && !slices.Equal(u.Publish, []string{"products.GET", "products.HEAD", "products.*.GET", "products.*.HEAD"}) {
+			t.Errorf("orders (calls: [catalog]) may publish %v", u.Publish)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"workers:\n  a:\n    run: x\n    calls: [b]\n", `metro.yaml:4: workers.a.calls: "b" is not a worker`},
+		{"workers:\n  a:\n    run: x\n    routes: [\"GET products\"]\n", "metro.yaml:4: workers.a.routes:"},
+	}
+	for _, tt := range tests {
+		cfg, err := config.Parse("metro.yaml", t.TempDir(), []byte(tt.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = natsauth.FromConfig(cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.yaml, err, tt.want)
+		}
 	}
 }

@@ -1,0 +1,107 @@
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/call"
+	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natsauth"
+	"github.com/metropolis-dev/metro/internal/natsconn"
+	"github.com/metropolis-dev/metro/internal/tap"
+)
+
+// toolsAuth connects as metro call and metro routes do on a running
+// metro dev: with the tools identity named in its state file.
+func toolsAuth(t *testing.T, st devstate.State) []nats.Option {
+	t.Helper()
+	nk, err := nats.NkeyOptionFromSeed(st.NKeys[string(natsauth.RoleTools)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []nats.Option{nk, natsconn.Inbox(natsauth.RoleTools, "")}
+}
+
+// testLockedBus checks a running metro dev of examples/shop: its server
+// refuses anonymous clients, the credentials it made are the owner's
+// alone, and tap, call and routes find theirs through .metro/dev.json.
+func testLockedBus(t *testing.T, dir string, st devstate.State) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := nats.Connect(st.NATSURL); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("anonymous connection: %v, want an authorization violation", err)
+	}
+	for _, role := range []natsauth.Role{natsauth.RoleTap, natsauth.RoleTools} {
+		fi, err := os.Stat(st.NKeys[string(role)])
+		if err != nil {
+			t.Fatalf("%s seed: %v", role, err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s seed has mode %v, want 0600", role, fi.Mode().Perm())
+		}
+	}
+	t.Setenv("NATS_URL", "")
+
+	// routes
+	var out bytes.Buffer
+	if err := Routes(ctx, RoutesOptions{Dir: dir, Out: &out, JSON: true, Getenv: func(string) string { return "" }}); err != nil {
+		t.Fatalf("routes: %v", err)
+	}
+	if !strings.Contains(out.String(), `"/products/{id}"`) {
+		t.Errorf("routes printed %s", out.String())
+	}
+
+	// tap, as the read-only identity, watching a call made as the tools
+	to := tap.Options{Dir: dir}
+	target, err := tap.Resolve(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tnc, err := tap.Connect(to, target)
+	if err != nil {
+		t.Fatalf("tap: %v", err)
+	}
+	defer tnc.Close()
+	in, err := tap.Subscribe(tnc, target.Prefix, []string{"GET /products/{id}"})
+	if err != nil {
+		t.Fatalf("tap: %v", err)
+	}
+	seen := make(chan tap.Exchange, 16)
+	tctx, tstop := context.WithCancel(ctx)
+	tdone := make(chan error, 1)
+	go func() {
+		tdone <- in.Run(tctx, func(x tap.Exchange) {
+			if x.Status != 0 {
+				seen <- x
+			}
+		}, nil)
+	}()
+	defer func() { tstop(); <-tdone }()
+
+	nc, prefix, err := natsconn.Connect("", dir, "metro call", natsconn.Auth{})
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	defer nc.Close()
+	var body bytes.Buffer
+	status, err := call.Do(ctx, nc, call.Options{Method: "GET", Path: "/products/apple", Prefix: prefix, Timeout: 10 * time.Second}, &body)
+	if err != nil || status != http.StatusOK || !strings.Contains(body.String(), "Apple") {
+		t.Fatalf("call: %d %q %v", status, body.String(), err)
+	}
+	select {
+	case x := <-seen:
+		if x.Subject != "products.apple.GET" || x.Status != http.StatusOK {
+			t.Errorf("tap saw %s with status %d", x.Subject, x.Status)
+		}
+	case <-ctx.Done():
+		t.Fatal("tap saw no exchange")
+	}
+}
