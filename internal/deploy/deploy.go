@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/templates"
 )
 
@@ -32,6 +33,12 @@ import (
 type Options struct {
 	Namespace string // deploy.namespace
 	Tag       string // deploy.tag
+	// Keys are the identities' nkey seeds by natsauth ID; missing ones
+	// are made (Run keeps them in KeysFile).
+	Keys natsauth.Keys
+	// UserSecrets references Secrets the user manages, one per identity
+	// by the names metro would give them, instead of emitting them.
+	UserSecrets bool
 }
 
 // Manifest is one Kubernetes object, rendered.
@@ -102,8 +109,17 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 		labels := []kv{{"app.kubernetes.io/managed-by", "metro"}, {"app.kubernetes.io/part-of", d.Project}}
 		add("namespace", "Namespace", unit{Meta: meta{Name: d.Namespace, Labels: labels}, D: d})
 	}
+	for _, sec := range d.Auth.Secrets {
+		u := d.unit(sec.Name, "nats", "nats", nil)
+		u.Secret = sec
+		add("nats-secret", "Secret", u)
+	}
+	if d.Auth.Permissions != "" {
+		add("nats-permissions", "ConfigMap", d.unit(d.Auth.Permissions, "nats", "nats", nil))
+	}
 	if d.NATS.Enabled {
 		n := d.NATS
+		add("nats-networkpolicy", "NetworkPolicy", d.unit(d.Auth.NetworkPolicy, "nats", "nats", nil))
 		add("nats-configmap", "ConfigMap", d.unit(n.ConfigMap, "nats", "nats", nil))
 		add("nats-headless-service", "Service", d.unit(n.Headless, "nats", "nats", nil))
 		add("nats-service", "Service", d.unit(n.Service, "nats", "nats", nil))
@@ -161,6 +177,7 @@ type unit struct {
 	W           *worker
 	Replicas    int // for hpa
 	MaxReplicas int
+	Secret      secretData // for nats-secret
 }
 
 type data struct {
@@ -171,6 +188,7 @@ type data struct {
 	Workers   []*worker
 	Ingress   *config.Ingress
 	Monitor   bool
+	Auth      authData
 
 	WorkerGraceSeconds int
 	WorkerHealthPort   int
@@ -212,6 +230,7 @@ type worker struct {
 	HPA, PDB              bool
 	Env                   []kv
 	Resources             config.Resources
+	Secret                string // its NATS credentials
 }
 
 func (d *data) labels(component, name string) []kv {
@@ -385,7 +404,7 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		gomem := memLimit(w.Resources)
 		// metro's variables come first and win: a NATS_URL in env is for
 		// metro dev, and the cluster's is the one that works here.
-		w.Env = []kv{{"NATS_URL", natsURL}, {"METRO_HEALTH_ADDR", ":" + strconv.Itoa(workerHealthPort)}}
+		w.Env = []kv{{"NATS_URL", natsURL}, {"NATS_NKEY", credsMount + "/" + nkeyFile}, {"METRO_HEALTH_ADDR", ":" + strconv.Itoa(workerHealthPort)}}
 		if c.Gateway.Prefix != "" {
 			w.Env = append(w.Env, kv{"METRO_PREFIX", c.Gateway.Prefix})
 		}
@@ -407,6 +426,9 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		d.Workers = append(d.Workers, w)
 	}
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if d.Auth, err = newAuth(c, d, opts); err != nil {
 		return nil, err
 	}
 	return d, nil

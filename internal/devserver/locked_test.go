@@ -48,7 +48,6 @@ func testLockedBus(t *testing.T, dir string, st devstate.State) {
 			t.Errorf("%s seed has mode %v, want 0600", role, fi.Mode().Perm())
 		}
 	}
-	t.Setenv("NATS_URL", "")
 
 	// routes
 	var out bytes.Buffer

@@ -6,7 +6,8 @@ import (
 )
 
 // Conf renders users as a nats-server authorization block, each admitted
-// by the public nkey that pub returns for its ID. Every anonymous
+// by the public nkey that pub returns for its ID, or by the variable it
+// names ("$NKEY_GATEWAY": nats-server reads it from its environment). Every anonymous
 // connection is then refused: with users configured, nats-server admits
 // no one else.
 func Conf(users []User, pub func(id string) (string, error)) (string, error) {
@@ -17,7 +18,10 @@ func Conf(users []User, pub func(id string) (string, error)) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "    # %s\n    {\n      nkey: %s\n      permissions: {\n", describe(u), quote(key))
+		if !strings.HasPrefix(key, "$") {
+			key = quote(key)
+		}
+		fmt.Fprintf(&b, "    # %s\n    {\n      nkey: %s\n      permissions: {\n", describe(u), key)
 		writePerm(&b, "publish", u.Publish, u.PublishDeny)
 		writePerm(&b, "subscribe", u.Subscribe, u.SubscribeDeny)
 		if u.Responses {

@@ -132,7 +132,9 @@ func Users(p Project) ([]User, error) {
 	}
 
 	gw := User{ID: string(RoleGateway), Role: RoleGateway, InboxPrefix: InboxPrefix(RoleGateway, "")}
-	gw.Publish = union(all, []string{srvPing, srvInfo})
+	// Asking services who runs, of all or of one by name (metro dev waits
+	// on replicas so).
+	gw.Publish = union(all, ask(srvPing, srvInfo))
 	gw.Subscribe = []string{gw.InboxPrefix + ".>"}
 
 	tap := User{ID: string(RoleTap), Role: RoleTap, InboxPrefix: InboxPrefix(RoleTap, "")}
@@ -143,7 +145,7 @@ func Users(p Project) ([]User, error) {
 	tap.SubscribeDeny = []string{"$SYS.>", "> " + anyQueue}
 
 	tools := User{ID: string(RoleTools), Role: RoleTools, InboxPrefix: InboxPrefix(RoleTools, "")}
-	tools.Publish = union(all, []string{srvPing, srvInfo, srvStats})
+	tools.Publish = union(all, ask(srvPing, srvInfo, srvStats))
 	tools.Subscribe = []string{tools.InboxPrefix + ".>"}
 
 	users := []User{gw, tap, tools}
@@ -200,6 +202,16 @@ func (u *User) carveReserved() {
 		// discovery in another service's place.
 		u.SubscribeDeny = union(u.SubscribeDeny, []string{"$SYS.>", inboxRoot + ".> " + anyQueue, "$SRV.> " + anyQueue})
 	}
+}
+
+// ask is the service protocol requests of verbs: to every service, and to
+// one by name or by name and id.
+func ask(verbs ...string) []string {
+	var out []string
+	for _, v := range verbs {
+		out = append(out, v, v+".>")
+	}
+	return out
 }
 
 // routeSpace is every subject a route can have under prefix.

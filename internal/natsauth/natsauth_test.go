@@ -141,6 +141,7 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{"gateway", "pub", "products.HEAD", true},
 		{"gateway", "pub", "legacy.POST", true},
 		{"gateway", "pub", "$SRV.INFO", true},
+		{"gateway", "pub", "$SRV.PING.catalog", true},
 		{"gateway", "sub", "_INBOX._gateway.x.*", true},
 		{"gateway", "pub", "admin.secrets.GET", false},
 		{"gateway", "pub", "_INBOX.catalog.x", false},
