@@ -137,6 +137,15 @@ type DeployNATS struct {
 	Replicas  int       `yaml:"replicas"`
 	Image     string    `yaml:"image"`
 	Resources Resources `yaml:"resources"`
+	// TLS, when set, encrypts client and cluster connections with a
+	// certificate that cert-manager issues.
+	TLS *DeployTLS `yaml:"tls"`
+}
+
+// DeployTLS names the cert-manager issuer of the NATS certificate.
+type DeployTLS struct {
+	Issuer string `yaml:"issuer"`
+	Kind   string `yaml:"kind"` // Issuer (default) or ClusterIssuer
 }
 
 // DeployGateway sizes the gateway Deployment.

@@ -41,9 +41,62 @@ type authData struct {
 	// external NATS what to grant ("" with metro's own NATS).
 	Permissions   string
 	NetworkPolicy string
+	TLS           *tlsData
 	MountPath     string
 	NKeyFile      string
 	GatewaySecret string
+}
+
+// tlsData is the cert-manager Certificate of the NATS servers: its
+// Secret is mounted whole into the servers, and only its ca.crt into
+// clients, which verify the servers with it.
+type tlsData struct {
+	Certificate, Secret string
+	Issuer, IssuerKind  string
+	DNSNames            []string
+	ServerDir           string // where the servers find tls.crt, tls.key, ca.crt
+	ClientCA            string // the CA file in client pods (NATS_CA)
+}
+
+// The mount points of the NATS certificate.
+const (
+	tlsServerDir = "/etc/nats-tls"
+	tlsClientDir = "/etc/metro-nats-ca"
+)
+
+// newTLS is the NATS certificate of c, nil when deploy.nats.tls is unset.
+func newTLS(c *config.Config, d *data, fail func(string, string, ...any)) *tlsData {
+	t := c.Deploy.NATS.TLS
+	if t == nil {
+		return nil
+	}
+	if !d.NATS.Enabled {
+		fail("deploy.nats.tls", "applies to the NATS that metro deploys; with nats.url, give the gateway and workers NATS_CA yourself")
+		return nil
+	}
+	kind := t.Kind
+	switch kind {
+	case "":
+		kind = "Issuer"
+	case "Issuer", "ClusterIssuer":
+	default:
+		fail("deploy.nats.tls.kind", "%q is not Issuer or ClusterIssuer", t.Kind)
+	}
+	if t.Issuer == "" {
+		fail("deploy.nats.tls.issuer", "is required: the cert-manager issuer of the NATS certificate")
+	}
+	n := d.NATS
+	x := &tlsData{
+		Certificate: n.Name + "-tls", Secret: n.Name + "-tls",
+		Issuer: t.Issuer, IssuerKind: kind,
+		ServerDir: tlsServerDir, ClientCA: tlsClientDir + "/ca.crt",
+		// Clients dial the Service, servers each other by pod name.
+		DNSNames: []string{n.Service, "*." + n.Headless},
+	}
+	if d.Namespace != "" {
+		x.DNSNames = append(x.DNSNames, n.Service+"."+d.Namespace+".svc", "*."+n.Headless+"."+d.Namespace+".svc")
+	}
+	return x
 }
 
 // secretData is one identity's Secret; Seed and Pub are base64 for data:.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/natsauth"
@@ -300,5 +301,111 @@ func checkNetworkPolicy(t *testing.T, d *decoded) {
 		if matches(peers.From[0].PodSelector.MatchLabels, dep.Spec.Template.Labels) {
 			t.Errorf("Deployment/%s's pods may reach the cluster port", n)
 		}
+	}
+}
+
+// certificate is the part of cert-manager's Certificate (v1) that metro
+// writes; cert-manager's Go types are not a dependency worth taking for
+// a test, so its fields are spelled here from the CRD's schema.
+type certificate struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		SecretName string `json:"secretName"`
+		IssuerRef  struct {
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		} `json:"issuerRef"`
+		DNSNames   []string `json:"dnsNames"`
+		Usages     []string `json:"usages"`
+		PrivateKey struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+	} `json:"spec"`
+}
+
+// TestNATSTLS: one setting (deploy.nats.tls) asks cert-manager for the
+// servers' certificate; the servers then require TLS from clients and on
+// routes, and clients verify them with the CA they mount, nothing more.
+func TestNATSTLS(t *testing.T) {
+	c := load(t, "../../examples/shop")
+	c.Deploy.NATS.TLS = &config.DeployTLS{Issuer: "shop-ca", Kind: "ClusterIssuer"}
+	ms, err := Render(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decodeAll(t, YAML(ms))
+	if len(d.certificates) != 1 {
+		t.Fatalf("%d Certificates", len(d.certificates))
+	}
+	cert := d.certificates[0]
+	if cert.Spec.IssuerRef.Name != "shop-ca" || cert.Spec.IssuerRef.Kind != "ClusterIssuer" ||
+		!slices.Contains(cert.Spec.DNSNames, "shop-nats") || !slices.Contains(cert.Spec.DNSNames, "*.shop-nats-headless.shop.svc") {
+		t.Errorf("certificate %+v", cert.Spec)
+	}
+	for n, dep := range d.deployments {
+		var ca []corev1.KeyToPath
+		for _, v := range dep.Spec.Template.Spec.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == cert.Spec.SecretName {
+				ca = v.Secret.Items
+			}
+		}
+		if len(ca) != 1 || ca[0].Key != "ca.crt" {
+			t.Errorf("Deployment/%s mounts %v of the NATS certificate, want ca.crt alone", n, ca)
+		}
+		env := map[string]string{}
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		if env["NATS_CA"] != tlsClientDir+"/ca.crt" {
+			t.Errorf("Deployment/%s: NATS_CA %q", n, env["NATS_CA"])
+		}
+	}
+
+	// The servers' configuration, with the certificate cert-manager would
+	// put in the Secret, runs and demands TLS.
+	files := natstest.WriteTLS(t)
+	dir := t.TempDir()
+	for src, dst := range map[string]string{files.ServerCert: "tls.crt", files.ServerKey: "tls.key", files.CA: "ca.crt"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, cm := range d.configMaps {
+		if conf, ok := cm.Data["nats.conf"]; ok {
+			if !strings.Contains(conf, "tls {") {
+				t.Fatalf("ConfigMap/%s: no tls block", n)
+			}
+			cm.Data["nats.conf"] = strings.ReplaceAll(conf, tlsServerDir, dir)
+		}
+	}
+	s := startFromConfigMap(t, d)
+	gwSecret := secretName(c.Name, "gateway")
+	seed := filepath.Join(t.TempDir(), "seed")
+	if err := os.WriteFile(seed, d.secrets[gwSecret].Data[nkeyFile], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nk, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(s.ClientURL(), nk); err == nil {
+		nc.Close()
+		t.Fatal("a client that cannot verify the server connected")
+	}
+	nc, err := nats.Connect(s.ClientURL(), nk, nats.RootCAs(files.CA))
+	if err != nil {
+		t.Fatalf("connecting with the CA: %v", err)
+	}
+	defer nc.Close()
+	if _, err := nc.TLSConnectionState(); err != nil {
+		t.Errorf("not TLS: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,9 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 	}
 	if d.NATS.Enabled {
 		n := d.NATS
+		if d.Auth.TLS != nil {
+			add("nats-certificate", "Certificate", d.unit(d.Auth.TLS.Certificate, "nats", "nats", nil))
+		}
 		add("nats-networkpolicy", "NetworkPolicy", d.unit(d.Auth.NetworkPolicy, "nats", "nats", nil))
 		add("nats-configmap", "ConfigMap", d.unit(n.ConfigMap, "nats", "nats", nil))
 		add("nats-headless-service", "Service", d.unit(n.Headless, "nats", "nats", nil))
@@ -425,11 +429,18 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		}
 		d.Workers = append(d.Workers, w)
 	}
+	tls := newTLS(c, d, fail)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if d.Auth, err = newAuth(c, d, opts); err != nil {
 		return nil, err
+	}
+	d.Auth.TLS = tls
+	if tls != nil {
+		for _, w := range d.Workers {
+			w.Env = append(w.Env[:2], append([]kv{{"NATS_CA", tls.ClientCA}}, w.Env[2:]...)...)
+		}
 	}
 	return d, nil
 }
@@ -555,6 +566,7 @@ func parseTemplates() (*template.Template, error) {
 			return string(b)
 		},
 		"nindent": nindent,
+		"dir":     path.Dir,
 		"include": func(name string, v any) (string, error) {
 			var b bytes.Buffer
 			if err := t.ExecuteTemplate(&b, name, v); err != nil {

@@ -59,6 +59,7 @@ type decoded struct {
 	monitors     []serviceMonitor
 	secrets      map[string]corev1.Secret
 	netpols      []networkingv1.NetworkPolicy
+	certificates []certificate
 }
 
 // strict decodes one YAML document into v, failing on any field that v's
@@ -125,6 +126,10 @@ func decodeAll(t *testing.T, stream []byte) *decoded {
 			var o corev1.Secret
 			strict(t, doc, &o)
 			d.secrets[o.Name] = o
+		case "cert-manager.io/v1 Certificate":
+			var o certificate
+			strict(t, doc, &o)
+			d.certificates = append(d.certificates, o)
 		case "networking.k8s.io/v1 NetworkPolicy":
 			var o networkingv1.NetworkPolicy
 			strict(t, doc, &o)
