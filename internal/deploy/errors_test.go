@@ -157,6 +157,10 @@ func copyShop(t *testing.T) string {
 	if err := os.CopyFS(dir, os.DirFS("testdata/shop")); err != nil {
 		t.Fatal(err)
 	}
+	// Keys an earlier run left in the source tree are not the test's.
+	if err := os.RemoveAll(filepath.Join(dir, ".metro")); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 

@@ -39,8 +39,8 @@ type Target struct {
 	URL    string
 	Prefix string
 	From   string // where URL came from: "--server", "NATS_URL" or the state file's path
-	// nt is what natsconn resolved, for the credentials metro dev made.
-	nt natsconn.Target
+	// devNKey is the seed file metro dev made for tap, when URL is its.
+	devNKey string
 }
 
 // Display is the server URL as shown on screen and in logs: passwords and
@@ -53,7 +53,7 @@ func (t Target) Display() string { return natsconn.Redact(t.URL) }
 func Resolve(o Options) (Target, error) {
 	t := Target{Prefix: o.Prefix}
 	nt, err := natsconn.Resolve(o.Server, o.EnvURL, o.Dir)
-	t.nt = nt
+	t.devNKey = nt.DevNKeys[string(natsauth.RoleTap)]
 	switch {
 	case errors.Is(err, natsconn.ErrNoServer):
 		return t, ErrNoServer
@@ -78,7 +78,8 @@ func Resolve(o Options) (Target, error) {
 // Connect connects to the server t names, with o's credentials, else those
 // of the environment, else the read-only identity metro dev made for tap.
 func Connect(o Options, t Target) (*nats.Conn, error) {
-	auth, err := t.nt.Auth(natsauth.RoleTap, natsconn.Auth{Creds: o.Creds, NKey: o.NKey}, os.Getenv).Options()
+	dev := natsconn.Target{FromDev: t.devNKey != "", DevNKeys: map[string]string{string(natsauth.RoleTap): t.devNKey}}
+	auth, err := dev.Auth(natsauth.RoleTap, natsconn.Auth{Creds: o.Creds, NKey: o.NKey}, os.Getenv).Options()
 	if err != nil {
 		return nil, err
 	}
