@@ -21,6 +21,9 @@ const authDir = ".metro/auth"
 type busAuth struct {
 	dir  string
 	conf string // the nats-server config file with the authorization block
+	// open names the workers without declared routes, whose permissions
+	// cover every route.
+	open []string
 }
 
 // lockBus makes this run's identities from cfg, writes their seeds
@@ -43,6 +46,11 @@ func lockBus(cfg *config.Config) (*busAuth, error) {
 		return nil, err
 	}
 	a := &busAuth{dir: filepath.Join(cfg.Dir, authDir)}
+	for _, w := range p.Workers {
+		if len(w.Routes) == 0 {
+			a.open = append(a.open, w.Name)
+		}
+	}
 	// Seeds of workers removed from metro.yaml since the last run go too.
 	if err := os.RemoveAll(a.dir); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", authDir, err)

@@ -98,6 +98,9 @@ func Run(ctx context.Context, o Options) error {
 		if bus, err = lockBus(cfg); err != nil {
 			return err
 		}
+		for _, n := range bus.open {
+			con.printf("%s declares no routes (workers.%s.routes): it may serve any route, in its own queue group", n, n)
+		}
 		if devOpts, err = bus.gatewayOptions(); err != nil {
 			return err
 		}

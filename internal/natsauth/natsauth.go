@@ -168,6 +168,9 @@ func Users(p Project) ([]User, error) {
 		if w.Calls == nil {
 			u.Publish = all
 		} else {
+			// Non-nil: an empty allow list denies every publish but
+			// replies, where a missing one would allow all.
+			u.Publish = []string{}
 			for _, c := range w.Calls {
 				callee, ok := serves[c]
 				if !ok {
