@@ -49,6 +49,17 @@ func testLockedBus(t *testing.T, dir string, st devstate.State) {
 		}
 	}
 
+	// orders calls the catalog: a publish its calls allow, the reply on
+	// its own inbox.
+	resp, err := http.Post(st.GatewayURL+"/orders", "application/json", strings.NewReader(`{"items":[{"product":"apple","quantity":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST /orders: %d, want 201 (orders calls the catalog)", resp.StatusCode)
+	}
+
 	// routes
 	var out bytes.Buffer
 	if err := Routes(ctx, RoutesOptions{Dir: dir, Out: &out, JSON: true, Getenv: func(string) string { return "" }}); err != nil {

@@ -111,73 +111,30 @@ func Users(p Project) ([]User, error) {
 	if ttl <= 0 {
 		ttl = DefaultReplyTTL
 	}
-	serves := map[string][]string{}
-	names := make([]string, 0, len(p.Workers))
-	for _, w := range p.Workers {
+	workers := slices.Clone(p.Workers)
+	sort.Slice(workers, func(i, j int) bool { return workers[i].Name < workers[j].Name })
+	serves := map[string][]string{} // worker -> its route subjects
+	for _, w := range workers {
 		subs, err := workerSubjects(p.Prefix, w)
 		if err != nil {
 			return nil, err
 		}
 		serves[w.Name] = subs
-		names = append(names, w.Name)
 	}
-	sort.Strings(names)
-	gwRoutes, err := patternSubjects(p.Prefix, p.GatewayRoutes)
+	// all is every route subject: what the gateway and the tools may
+	// publish to, and a worker without calls: declared.
+	all, err := patternSubjects(p.Prefix, p.GatewayRoutes)
 	if err != nil {
 		return nil, fmt.Errorf("gateway.routes: %w", err)
 	}
-	all := gwRoutes
-	for _, n := range names {
-		all = union(all, serves[n])
+	for _, w := range workers {
+		all = union(all, serves[w.Name])
 	}
-
-	gw := User{ID: string(RoleGateway), Role: RoleGateway, InboxPrefix: InboxPrefix(RoleGateway, "")}
-	// Asking services who runs, of all or of one by name (metro dev waits
-	// on replicas so).
-	gw.Publish = union(all, ask(srvPing, srvInfo))
-	gw.Subscribe = []string{gw.InboxPrefix + ".>"}
-
-	tap := User{ID: string(RoleTap), Role: RoleTap, InboxPrefix: InboxPrefix(RoleTap, "")}
-	tap.Publish = []string{srvInfo}
-	tap.Subscribe = union(routeSpace(p.Prefix), []string{inboxRoot + ".>"})
-	// Plain subscriptions only: tap sees every message but can never take
-	// one away from a worker's queue group.
-	tap.SubscribeDeny = []string{"$SYS.>", "> " + anyQueue}
-
-	tools := User{ID: string(RoleTools), Role: RoleTools, InboxPrefix: InboxPrefix(RoleTools, "")}
-	tools.Publish = union(all, ask(srvPing, srvInfo, srvStats))
-	tools.Subscribe = []string{tools.InboxPrefix + ".>"}
-
-	users := []User{gw, tap, tools}
-	for _, n := range names {
-		var w Worker
-		for _, x := range p.Workers {
-			if x.Name == n {
-				w = x
-			}
-		}
-		u := User{ID: WorkerID(n), Role: RoleWorker, Name: n, Responses: true, ReplyTTL: ttl, InboxPrefix: InboxPrefix(RoleWorker, n)}
-		for _, s := range serves[n] {
-			u.Subscribe = append(u.Subscribe, s+" "+n)
-		}
-		u.Subscribe = append(u.Subscribe,
-			srvPing, srvInfo, srvStats,
-			srvPing+"."+n, srvInfo+"."+n, srvStats+"."+n,
-			"$SRV.*."+n+".*",
-			u.InboxPrefix+".>")
-		if w.Calls == nil {
-			u.Publish = all
-		} else {
-			// Non-nil: an empty allow list denies every publish but
-			// replies, where a missing one would allow all.
-			u.Publish = []string{}
-			for _, c := range w.Calls {
-				callee, ok := serves[c]
-				if !ok {
-					return nil, fmt.Errorf("worker %s calls %q, which is not a worker", n, c)
-				}
-				u.Publish = union(u.Publish, callee)
-			}
+	users := []User{gatewayUser(all), tapUser(p.Prefix), toolsUser(all)}
+	for _, w := range workers {
+		u, err := workerUser(w, serves, all, ttl)
+		if err != nil {
+			return nil, err
 		}
 		users = append(users, u)
 	}
@@ -185,6 +142,67 @@ func Users(p Project) ([]User, error) {
 		users[i].carveReserved()
 	}
 	return users, nil
+}
+
+// gatewayUser publishes requests to routes and asks services who runs, of
+// all or of one by name (metro dev, which shares its connection, waits on
+// replicas so); it reads only its own replies.
+func gatewayUser(all []string) User {
+	u := User{ID: string(RoleGateway), Role: RoleGateway, InboxPrefix: InboxPrefix(RoleGateway, "")}
+	u.Publish = union(all, ask(srvPing, srvInfo))
+	u.Subscribe = []string{u.InboxPrefix + ".>"}
+	return u
+}
+
+// tapUser watches every route and every reply and asks services for their
+// routes, with plain subscriptions only: it can never take a message away
+// from a worker's queue group, nor answer one.
+func tapUser(prefix string) User {
+	u := User{ID: string(RoleTap), Role: RoleTap, InboxPrefix: InboxPrefix(RoleTap, "")}
+	u.Publish = []string{srvInfo}
+	u.Subscribe = union(routeSpace(prefix), []string{inboxRoot + ".>"})
+	u.SubscribeDeny = []string{"$SYS.>", "> " + anyQueue}
+	return u
+}
+
+// toolsUser is metro call (a request to any route) and metro routes (the
+// service protocol's questions).
+func toolsUser(all []string) User {
+	u := User{ID: string(RoleTools), Role: RoleTools, InboxPrefix: InboxPrefix(RoleTools, "")}
+	u.Publish = union(all, ask(srvPing, srvInfo, srvStats))
+	u.Subscribe = []string{u.InboxPrefix + ".>"}
+	return u
+}
+
+// workerUser serves its routes in its own queue group, answers the service
+// protocol for its name, answers each request once, and calls the workers
+// its calls name (every route when nil).
+func workerUser(w Worker, serves map[string][]string, all []string, ttl time.Duration) (User, error) {
+	n := w.Name
+	u := User{ID: WorkerID(n), Role: RoleWorker, Name: n, Responses: true, ReplyTTL: ttl, InboxPrefix: InboxPrefix(RoleWorker, n)}
+	for _, s := range serves[n] {
+		u.Subscribe = append(u.Subscribe, s+" "+n)
+	}
+	u.Subscribe = append(u.Subscribe,
+		srvPing, srvInfo, srvStats,
+		srvPing+"."+n, srvInfo+"."+n, srvStats+"."+n,
+		"$SRV.*."+n+".*",
+		u.InboxPrefix+".>")
+	if w.Calls == nil {
+		u.Publish = all
+		return u, nil
+	}
+	// Non-nil: an empty allow list denies every publish but replies,
+	// where a missing one would allow all.
+	u.Publish = []string{}
+	for _, c := range w.Calls {
+		callee, ok := serves[c]
+		if !ok {
+			return User{}, fmt.Errorf("worker %s calls %q, which is not a worker", n, c)
+		}
+		u.Publish = union(u.Publish, callee)
+	}
+	return u, nil
 }
 
 // carveReserved denies what a full wildcard in an allow list would let in
