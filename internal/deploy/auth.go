@@ -102,6 +102,7 @@ func newTLS(c *config.Config, d *data, fail func(string, string, ...any)) *tlsDa
 // secretData is one identity's Secret; Seed and Pub are base64 for data:.
 type secretData struct {
 	Name, ID, Seed, Pub string
+	Owner               string // the app.kubernetes.io/name of the identity's pods, or its role
 }
 
 // secretRef is one environment variable read from a Secret's key.
@@ -158,11 +159,16 @@ func newAuth(c *config.Config, d *data, opts Options) (authData, error) {
 			if err != nil {
 				return authData{}, err
 			}
+			owner := u.Name
+			if u.Role != natsauth.RoleWorker {
+				owner = string(u.Role)
+			}
 			a.Secrets = append(a.Secrets, secretData{
-				Name: secretName(c.Name, u.ID),
-				ID:   u.ID,
-				Seed: base64.StdEncoding.EncodeToString([]byte(keys[u.ID])),
-				Pub:  base64.StdEncoding.EncodeToString([]byte(pk)),
+				Name:  secretName(c.Name, u.ID),
+				ID:    u.ID,
+				Owner: owner,
+				Seed:  base64.StdEncoding.EncodeToString([]byte(keys[u.ID])),
+				Pub:   base64.StdEncoding.EncodeToString([]byte(pk)),
 			})
 		}
 	}

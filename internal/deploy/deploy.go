@@ -111,7 +111,7 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 		add("namespace", "Namespace", unit{Meta: meta{Name: d.Namespace, Labels: labels}, D: d})
 	}
 	for _, sec := range d.Auth.Secrets {
-		u := d.unit(sec.Name, "nats", "nats", nil)
+		u := d.unit(sec.Name, sec.Owner, "nats-credentials", nil)
 		u.Secret = sec
 		add("nats-secret", "Secret", u)
 	}
