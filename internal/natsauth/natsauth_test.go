@@ -2,14 +2,11 @@ package natsauth_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/config"
@@ -17,61 +14,12 @@ import (
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
-// bus is a real nats-server running the configuration natsauth renders
-// for a project, and the seed files of its identities.
-type bus struct {
-	srv   *server.Server
-	users map[string]natsauth.User
-	seeds string
-}
-
-func startBus(t *testing.T, p natsauth.Project) *bus {
+// startBus is a real nats-server running the configuration natsauth
+// renders for p, read as nats-server reads it, so what runs here is what
+// metro dev and a cluster run.
+func startBus(t *testing.T, p natsauth.Project) *natstest.Bus {
 	t.Helper()
-	users, err := natsauth.Users(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := natsauth.Keys{}
-	if _, err := keys.Fill(users); err != nil {
-		t.Fatal(err)
-	}
-	conf, err := natsauth.Conf(users, keys.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The file is read as nats-server reads it, so what runs here is what
-	// metro dev and a cluster run.
-	opts, err := server.ProcessConfigFile(path)
-	if err != nil {
-		t.Fatalf("nats-server rejects the generated config: %v\n%s", err, conf)
-	}
-	b := &bus{srv: natstest.RunWith(t, opts), users: map[string]natsauth.User{}, seeds: filepath.Join(dir, "seeds")}
-	if err := keys.WriteSeeds(b.seeds); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range users {
-		b.users[u.ID] = u
-	}
-	return b
-}
-
-func (b *bus) connect(t *testing.T, id string) *nats.Conn {
-	t.Helper()
-	u, ok := b.users[id]
-	if !ok {
-		t.Fatalf("no identity %s", id)
-	}
-	nk, err := nats.NkeyOptionFromSeed(natsauth.SeedFile(b.seeds, id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The handler keeps nats.go from printing refusals the test provokes.
-	return natstest.Connect(t, b.srv, nk, nats.CustomInboxPrefix(u.InboxPrefix), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	return natstest.Locked(t, p)
 }
 
 // refusal does op and returns the server's refusal of it, nil when the
@@ -201,7 +149,7 @@ func TestPermissionsOnARealServer(t *testing.T) {
 }
 
 // runChecks runs each check on a connection of its identity.
-func runChecks(t *testing.T, b *bus, checks []check) {
+func runChecks(t *testing.T, b *natstest.Bus, checks []check) {
 	t.Helper()
 	conns := map[string]*nats.Conn{}
 	for _, c := range checks {
@@ -209,7 +157,7 @@ func runChecks(t *testing.T, b *bus, checks []check) {
 		// hide behind an earlier one; allowed ones share.
 		nc := conns[c.id]
 		if nc == nil || !c.allow {
-			nc = b.connect(t, c.id)
+			nc = b.Connect(t, c.id)
 			if c.allow {
 				conns[c.id] = nc
 			}
@@ -268,7 +216,7 @@ func TestPrefixedProject(t *testing.T) {
 
 func TestAnonymousIsRefused(t *testing.T) {
 	b := startBus(t, shop)
-	_, err := nats.Connect(b.srv.ClientURL())
+	_, err := nats.Connect(b.ClientURL())
 	if !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("anonymous connect: %v, want an authorization violation", err)
 	}
@@ -278,7 +226,7 @@ func TestAnonymousIsRefused(t *testing.T) {
 // gateway asks, the worker answers through allow_responses, tap sees both.
 func TestRequestReplyWithTap(t *testing.T) {
 	b := startBus(t, shop)
-	tap := b.connect(t, "tap")
+	tap := b.Connect(t, "tap")
 	seen, err := tap.SubscribeSync(">")
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +234,7 @@ func TestRequestReplyWithTap(t *testing.T) {
 	if err := tap.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	worker := b.connect(t, natsauth.WorkerID("catalog"))
+	worker := b.Connect(t, natsauth.WorkerID("catalog"))
 	if _, err := worker.QueueSubscribe("products.*.GET", "catalog", func(m *nats.Msg) {
 		_ = m.Respond([]byte("apple"))
 		_ = m.Respond([]byte("a forged second answer"))
@@ -296,7 +244,7 @@ func TestRequestReplyWithTap(t *testing.T) {
 	if err := worker.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	gw := b.connect(t, "gateway")
+	gw := b.Connect(t, "gateway")
 	rep, err := gw.Request("products.apple.GET", nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("gateway request: %v (worker: %v)", err, worker.LastError())

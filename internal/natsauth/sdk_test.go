@@ -20,11 +20,11 @@ import (
 // a worker that silently answers nothing.
 func TestWorkerFromEnvironment(t *testing.T) {
 	b := startBus(t, natsauth.Project{Workers: []natsauth.Worker{{Name: "catalog", Routes: []string{"GET /products"}}}})
-	t.Setenv("NATS_NKEY", natsauth.SeedFile(b.seeds, natsauth.WorkerID("catalog")))
+	t.Setenv("NATS_NKEY", b.Seed(natsauth.WorkerID("catalog")))
 	quiet := metro.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	t.Run("permitted", func(t *testing.T) {
-		w := metro.NewWorker("catalog", metro.WithNATSURL(b.srv.ClientURL()), quiet)
+		w := metro.NewWorker("catalog", metro.WithNATSURL(b.ClientURL()), quiet)
 		w.HandleFunc("GET /products", func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "apple") })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -40,7 +40,7 @@ func TestWorkerFromEnvironment(t *testing.T) {
 		case err := <-done:
 			t.Fatalf("Run ended: %v", err)
 		}
-		gw := b.connect(t, "gateway")
+		gw := b.Connect(t, "gateway")
 		rep, err := gw.Request("products.GET", nil, 5*time.Second)
 		if err != nil {
 			t.Fatalf("request: %v", err)
@@ -51,7 +51,7 @@ func TestWorkerFromEnvironment(t *testing.T) {
 	})
 
 	t.Run("outside its routes", func(t *testing.T) {
-		w := metro.NewWorker("catalog", metro.WithNATSURL(b.srv.ClientURL()), quiet)
+		w := metro.NewWorker("catalog", metro.WithNATSURL(b.ClientURL()), quiet)
 		w.HandleFunc("GET /products", func(http.ResponseWriter, *http.Request) {})
 		w.HandleFunc("PUT /products/{id}", func(http.ResponseWriter, *http.Request) {})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -64,7 +64,7 @@ func TestWorkerFromEnvironment(t *testing.T) {
 
 	t.Run("anonymous", func(t *testing.T) {
 		t.Setenv("NATS_NKEY", "")
-		w := metro.NewWorker("catalog", metro.WithNATSURL(b.srv.ClientURL()), quiet)
+		w := metro.NewWorker("catalog", metro.WithNATSURL(b.ClientURL()), quiet)
 		w.HandleFunc("GET /products", func(http.ResponseWriter, *http.Request) {})
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
