@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,32 @@ func testLockedBus(t *testing.T, dir string, st devstate.State) {
 		}
 	case <-ctx.Done():
 		t.Fatal("tap saw no exchange")
+	}
+}
+
+// TestDevWorkerOutsideItsRoutes: a worker that registers a route its
+// metro.yaml entry does not declare is refused by metro dev's server, and
+// says which subject, instead of serving without it.
+func TestDevWorkerOutsideItsRoutes(t *testing.T) {
+	t.Parallel()
+	dir := copyProject(t, e2eProject)
+	yml := filepath.Join(dir, "metro.yaml")
+	b, err := os.ReadFile(yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrowed := strings.Replace(string(b), `routes: ["GET /products", "GET /products/{id}"]`, `routes: ["GET /products"]`, 1)
+	if narrowed == string(b) {
+		t.Fatal("examples/shop/metro.yaml no longer declares the catalog's routes")
+	}
+	if err := os.WriteFile(yml, []byte(narrowed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDev(t, dir, "DEVSERVER_TEST_GRACE=5s", "DEVSERVER_TEST_NATS_PORT=0",
+		"METRO_LISTEN=127.0.0.1:0", "METRO_ADMIN=127.0.0.1:0", "DEVSERVER_TEST_READY=5s")
+	// GET routes subscribe HEAD too; the last refusal names that one.
+	d.waitOutput(t, `worker catalog: the NATS server refused the route HEAD /products/{id} (products.*.HEAD)`, 3*time.Minute)
+	if code := d.interrupt(t, 60*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
 	}
 }

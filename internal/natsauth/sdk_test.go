@@ -57,7 +57,7 @@ func TestWorkerFromEnvironment(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		err := w.Run(ctx)
-		if err == nil || !strings.Contains(err.Error(), `"products.*.PUT"`) {
+		if err == nil || !strings.Contains(err.Error(), `refused the route PUT /products/{id} (products.*.PUT)`) || !strings.Contains(err.Error(), `"products.*.PUT"`) {
 			t.Fatalf("Run: %v, want a refusal naming products.*.PUT", err)
 		}
 	})

@@ -274,7 +274,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		// PONG; serving without it would answer nothing and say nothing.
 		if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
 			unsubscribe(append(subs, svcSubs...))
-			return fmt.Errorf("worker %s: the NATS server refused a subscription (is the route among the worker's permitted ones, workers.%s.routes in metro.yaml?): %w", w.opts.Name, w.opts.Name, err)
+			return fmt.Errorf("worker %s: the NATS server refused %s (not among the worker's permitted routes, workers.%s.routes in metro.yaml?): %w", w.opts.Name, w.refused(err), w.opts.Name, err)
 		}
 	}
 	close(w.ready)
@@ -333,6 +333,16 @@ func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error 
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// refused names the route whose subscription a refusal is about.
+func (w *Worker) refused(err error) string {
+	for _, ep := range w.endpoints {
+		if strings.Contains(err.Error(), `"`+ep.subject+`"`) {
+			return "the route " + ep.route.String() + " (" + ep.subject + ")"
+		}
+	}
+	return "a subscription"
 }
 
 func unsubscribe(subs []*nats.Subscription) {
