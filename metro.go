@@ -26,10 +26,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metropolis-dev/metro/internal/natsauth"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/worker"
 )
 
-// Environment variables a worker reads.
+// Environment variables a worker reads. Credentials and TLS files come
+// from NATS_CREDS (a .creds file), NATS_NKEY (an nkey seed file),
+// NATS_CERT with NATS_KEY, and NATS_CA, as the nats CLI reads them.
 const (
 	EnvNATSURL    = "NATS_URL"
 	EnvPrefix     = "METRO_PREFIX"
@@ -40,6 +44,8 @@ const (
 type Worker struct {
 	w    *worker.Worker
 	opts worker.Options
+	// envErr is a credential variable that cannot be used; Run reports it.
+	envErr error
 }
 
 // Option configures a Worker.
@@ -103,10 +109,17 @@ func NewWorker(name string, opts ...Option) *Worker {
 		Prefix:     os.Getenv(EnvPrefix),
 		HealthAddr: os.Getenv(EnvHealthAddr),
 	}
+	// Replies come back where a locked bus lets this worker read them; the
+	// environment's credentials go first so that options can replace them.
+	auth, envErr := natsconn.AuthFromEnv(os.Getenv).Options()
+	if envErr != nil {
+		envErr = fmt.Errorf("metro: NATS credentials from the environment: %w", envErr)
+	}
+	o.NATSOptions = append([]nats.Option{natsconn.Inbox(natsauth.RoleWorker, name)}, auth...)
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Worker{w: worker.New(o), opts: o}
+	return &Worker{w: worker.New(o), opts: o, envErr: envErr}
 }
 
 // Handle registers h for pattern. Like http.ServeMux, it panics on an
@@ -129,6 +142,9 @@ func (w *Worker) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Re
 // A NATS server that is not up yet is waited for (and logged); one that
 // refuses the connection, at once or later, ends Run with the reason.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.envErr != nil && w.opts.Conn == nil {
+		return w.envErr
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return w.w.Run(ctx)

@@ -37,5 +37,6 @@ file per object plus a kustomization.yaml.`,
 	f.StringVar(&o.Namespace, "namespace", "", "namespace for every object (default deploy.namespace)")
 	f.StringVar(&o.Tag, "tag", "", "image tag (default deploy.tag, latest)")
 	f.StringVar(&o.Config, "config", "", "metro.yaml to read (default: search upward from the working directory)")
+	f.BoolVar(&o.UserSecrets, "user-secrets", false, "reference NATS credential Secrets you manage (NAME-nats-gateway, NAME-nats-worker-W, ...) instead of emitting them")
 	return cmd
 }

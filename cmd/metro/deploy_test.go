@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/metropolis-dev/metro/internal/deploy"
 	"github.com/metropolis-dev/metro/internal/iostreams"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
 func TestDeployCommand(t *testing.T) {
@@ -14,7 +17,20 @@ func TestDeployCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const cfg = "../../internal/deploy/testdata/shop/metro.yaml"
+	// A copy of the project, holding the golden's NATS keys where metro
+	// deploy keeps them.
+	project := t.TempDir()
+	if err := os.CopyFS(project, os.DirFS("../../internal/deploy/testdata/shop")); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := natsauth.LoadKeys("../../internal/deploy/testdata/nkeys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsauth.SaveKeys(filepath.Join(project, deploy.KeysFile), keys); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(project, "metro.yaml")
 	tests := []struct {
 		name     string
 		args     []string

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/iostreams"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -106,10 +108,11 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	if err != nil {
 		return err
 	}
-	natsOpts, err := o.auth.Options()
+	natsOpts, err := o.auth.Or(natsconn.AuthFromEnv(os.Getenv)).Options()
 	if err != nil {
 		return usageErr(err)
 	}
+	natsOpts = append([]nats.Option{natsconn.Inbox(natsauth.RoleGateway, "")}, natsOpts...)
 	log := o.io.Logger(slog.LevelInfo)
 	sc := proxy.ServerConfig{
 		Listen:        g.Listen,

@@ -79,6 +79,12 @@ type Worker struct {
 	// (deploy); Resources overrides deploy.workers.resources field by field.
 	MaxReplicas int        `yaml:"max_replicas"`
 	Resources   *Resources `yaml:"resources"`
+	// Routes are the patterns the worker serves, as it registers them;
+	// declared, they are all it may subscribe to on a locked bus.
+	Routes []string `yaml:"routes"`
+	// Calls names the workers it may call; nil (absent) is every route,
+	// empty is none.
+	Calls []string `yaml:"calls"`
 	// Line is where the worker is declared in the file, for messages.
 	Line int `yaml:"-"`
 
@@ -154,6 +160,15 @@ type DeployNATS struct {
 	Replicas  int       `yaml:"replicas"`
 	Image     string    `yaml:"image"`
 	Resources Resources `yaml:"resources"`
+	// TLS, when set, encrypts client and cluster connections with a
+	// certificate that cert-manager issues.
+	TLS *DeployTLS `yaml:"tls"`
+}
+
+// DeployTLS names the cert-manager issuer of the NATS certificate.
+type DeployTLS struct {
+	Issuer string `yaml:"issuer"`
+	Kind   string `yaml:"kind"` // Issuer (default) or ClusterIssuer
 }
 
 // DeployGateway sizes the gateway Deployment.

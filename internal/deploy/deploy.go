@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/templates"
 )
 
@@ -32,6 +34,12 @@ import (
 type Options struct {
 	Namespace string // deploy.namespace
 	Tag       string // deploy.tag
+	// Keys are the identities' nkey seeds by natsauth ID; missing ones
+	// are made (Run keeps them in KeysFile).
+	Keys natsauth.Keys
+	// UserSecrets references Secrets the user manages, one per identity
+	// by the names metro would give them, instead of emitting them.
+	UserSecrets bool
 }
 
 // Manifest is one Kubernetes object, rendered.
@@ -102,8 +110,20 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 		labels := []kv{{"app.kubernetes.io/managed-by", "metro"}, {"app.kubernetes.io/part-of", d.Project}}
 		add("namespace", "Namespace", unit{Meta: meta{Name: d.Namespace, Labels: labels}, D: d})
 	}
+	for _, sec := range d.Auth.Secrets {
+		u := d.unit(sec.Name, sec.Owner, "nats-credentials", nil)
+		u.Secret = sec
+		add("nats-secret", "Secret", u)
+	}
+	if d.Auth.Permissions != "" {
+		add("nats-permissions", "ConfigMap", d.unit(d.Auth.Permissions, "nats", "nats", nil))
+	}
 	if d.NATS.Enabled {
 		n := d.NATS
+		if d.Auth.TLS != nil {
+			add("nats-certificate", "Certificate", d.unit(d.Auth.TLS.Certificate, "nats", "nats", nil))
+		}
+		add("nats-networkpolicy", "NetworkPolicy", d.unit(d.Auth.NetworkPolicy, "nats", "nats", nil))
 		add("nats-configmap", "ConfigMap", d.unit(n.ConfigMap, "nats", "nats", nil))
 		add("nats-headless-service", "Service", d.unit(n.Headless, "nats", "nats", nil))
 		add("nats-service", "Service", d.unit(n.Service, "nats", "nats", nil))
@@ -161,6 +181,7 @@ type unit struct {
 	W           *worker
 	Replicas    int // for hpa
 	MaxReplicas int
+	Secret      secretData // for nats-secret
 }
 
 type data struct {
@@ -171,6 +192,7 @@ type data struct {
 	Workers   []*worker
 	Ingress   *config.Ingress
 	Monitor   bool
+	Auth      authData
 
 	WorkerGraceSeconds int
 	WorkerHealthPort   int
@@ -212,6 +234,7 @@ type worker struct {
 	HPA, PDB              bool
 	Env                   []kv
 	Resources             config.Resources
+	Secret                string // its NATS credentials
 }
 
 func (d *data) labels(component, name string) []kv {
@@ -388,7 +411,7 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		gomem := memLimit(w.Resources)
 		// metro's variables come first and win: a NATS_URL in env is for
 		// metro dev, and the cluster's is the one that works here.
-		w.Env = []kv{{"NATS_URL", natsURL}, {"METRO_HEALTH_ADDR", ":" + strconv.Itoa(workerHealthPort)}}
+		w.Env = []kv{{"NATS_URL", natsURL}, {"NATS_NKEY", credsMount + "/" + nkeyFile}, {"METRO_HEALTH_ADDR", ":" + strconv.Itoa(workerHealthPort)}}
 		if c.Gateway.Prefix != "" {
 			w.Env = append(w.Env, kv{"METRO_PREFIX", c.Gateway.Prefix})
 		}
@@ -409,8 +432,18 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		}
 		d.Workers = append(d.Workers, w)
 	}
+	tls := newTLS(c, d, fail)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if d.Auth, err = newAuth(c, d, opts); err != nil {
+		return nil, err
+	}
+	d.Auth.TLS = tls
+	if tls != nil {
+		for _, w := range d.Workers {
+			w.Env = append(w.Env[:2], append([]kv{{"NATS_CA", tls.ClientCA}}, w.Env[2:]...)...)
+		}
 	}
 	return d, nil
 }
@@ -564,6 +597,7 @@ func parseTemplates() (*template.Template, error) {
 			return string(b)
 		},
 		"nindent": nindent,
+		"dir":     path.Dir,
 		"include": func(name string, v any) (string, error) {
 			var b bytes.Buffer
 			if err := t.ExecuteTemplate(&b, name, v); err != nil {

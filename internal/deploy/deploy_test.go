@@ -24,9 +24,13 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
+
+// testKeys holds the nkey seeds of the golden renderings (test-only keys).
+const testKeys = "testdata/nkeys.json"
 
 // serviceMonitor is the part of the Prometheus Operator's CRD that metro
 // emits; k8s.io/api has no type for it.
@@ -54,6 +58,9 @@ type decoded struct {
 	hpas         []autoscalingv2.HorizontalPodAutoscaler
 	ingresses    []networkingv1.Ingress
 	monitors     []serviceMonitor
+	secrets      map[string]corev1.Secret
+	netpols      []networkingv1.NetworkPolicy
+	certificates []certificate
 }
 
 // strict decodes one YAML document into v, failing on any field that v's
@@ -76,6 +83,7 @@ func decodeAll(t *testing.T, stream []byte) *decoded {
 	d := &decoded{
 		configMaps: map[string]corev1.ConfigMap{}, services: map[string]corev1.Service{},
 		statefulSets: map[string]appsv1.StatefulSet{}, deployments: map[string]appsv1.Deployment{},
+		secrets: map[string]corev1.Secret{},
 	}
 	for _, doc := range bytes.Split(stream, []byte("\n---\n")) {
 		var tm metav1.TypeMeta
@@ -115,6 +123,18 @@ func decodeAll(t *testing.T, stream []byte) *decoded {
 			var o networkingv1.Ingress
 			strict(t, doc, &o)
 			d.ingresses = append(d.ingresses, o)
+		case "v1 Secret":
+			var o corev1.Secret
+			strict(t, doc, &o)
+			d.secrets[o.Name] = o
+		case "cert-manager.io/v1 Certificate":
+			var o certificate
+			strict(t, doc, &o)
+			d.certificates = append(d.certificates, o)
+		case "networking.k8s.io/v1 NetworkPolicy":
+			var o networkingv1.NetworkPolicy
+			strict(t, doc, &o)
+			d.netpols = append(d.netpols, o)
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			var o serviceMonitor
 			strict(t, doc, &o)
@@ -393,6 +413,7 @@ func checkNATS(t *testing.T, d *decoded) {
 			t.Fatal(err)
 		}
 		t.Setenv("SERVER_NAME", n+"-0")
+		checkConfig(t, p)
 		opts, err := server.ProcessConfigFile(p)
 		if err != nil {
 			t.Fatalf("nats.conf does not parse: %v\n%s", err, conf)
@@ -559,6 +580,9 @@ func TestRenderGolden(t *testing.T) {
 		}},
 		{"../../examples/shop", Options{}, "testdata/examples-shop.golden.yaml", "shop", func(t *testing.T, c *config.Config, d *decoded) {
 			checkNATS(t, d)
+			checkCredentials(t, c, d)
+			checkNetworkPolicy(t, d)
+			checkLockedCluster(t, c, d)
 			gc := gatewayConfig(t, d)
 			if gc.NATS.URL != "nats://shop-nats:4222" || gc.Gateway.Timeout != c.Gateway.Timeout || gc.Gateway.MaxBody != c.Gateway.MaxBody {
 				t.Errorf("gateway metro.yaml differs from the project's: %+v %+v", gc.NATS, gc.Gateway)
@@ -601,12 +625,24 @@ func TestRenderGolden(t *testing.T) {
 			}
 		}},
 	}
+	keys, err := natsauth.LoadKeys(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
 			c := load(t, tt.dir)
+			tt.opts.Keys = keys
 			ms, err := Render(c, tt.opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if *update {
+				// Fixed seeds keep the goldens byte-identical, as
+				// KeysFile does for a project.
+				if err := natsauth.SaveKeys(testKeys, keys); err != nil {
+					t.Fatal(err)
+				}
 			}
 			got := YAML(ms)
 			if *update {

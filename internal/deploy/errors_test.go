@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
 const valid = "name: shop\nworkers:\n  catalog: {path: ./catalog}\ndeploy:\n  registry: ghcr.io/acme\n"
@@ -92,13 +93,14 @@ func TestConfigErrorsReachDeploy(t *testing.T) {
 
 func TestDeterministic(t *testing.T) {
 	c := load(t, "testdata/shop")
-	first, err := Render(c, Options{})
+	keys := natsauth.Keys{} // made once, as Run keeps them in KeysFile
+	first, err := Render(c, Options{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
 		// Reload too: map order differs between loads as well as renders.
-		again, err := Render(load(t, "testdata/shop"), Options{})
+		again, err := Render(load(t, "testdata/shop"), Options{Keys: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,15 +150,65 @@ func TestNATSSizes(t *testing.T) {
 	}
 }
 
+// copyShop copies testdata/shop to a project directory of its own.
+func copyShop(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/shop")); err != nil {
+		t.Fatal(err)
+	}
+	// Keys an earlier run left in the source tree are not the test's.
+	if err := os.RemoveAll(filepath.Join(dir, ".metro")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestRunKeepsKeys: the first run makes the credentials and keeps them
+// (owner-only) in the project; every later run emits the same bytes.
+func TestRunKeepsKeys(t *testing.T) {
+	project := copyShop(t)
+	run := func() []byte {
+		var stdout, stderr bytes.Buffer
+		if err := Run(context.Background(), RunOptions{Dir: project, EmitYAML: true, Stdout: &stdout, Stderr: &stderr}); err != nil {
+			t.Fatal(err)
+		}
+		return stdout.Bytes()
+	}
+	first := run()
+	fi, err := os.Stat(filepath.Join(project, KeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", KeysFile, fi.Mode().Perm())
+	}
+	if !bytes.Equal(first, run()) {
+		t.Error("a second run emits other bytes")
+	}
+	if !bytes.Contains(first, []byte("kind: Secret")) {
+		t.Error("no Secret emitted")
+	}
+}
+
 func TestRunOutputs(t *testing.T) {
 	want, err := os.ReadFile("testdata/shop.golden.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The project, with the golden's keys where Run keeps them.
+	project := copyShop(t)
+	keys, err := natsauth.LoadKeys(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsauth.SaveKeys(filepath.Join(project, KeysFile), keys); err != nil {
+		t.Fatal(err)
+	}
 	run := func(t *testing.T, out string) (string, string) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		err := Run(context.Background(), RunOptions{Dir: "testdata/shop/workers/catalog", EmitYAML: true, Output: out, Stdout: &stdout, Stderr: &stderr})
+		err := Run(context.Background(), RunOptions{Dir: filepath.Join(project, "workers", "catalog"), EmitYAML: true, Output: out, Stdout: &stdout, Stderr: &stderr})
 		if err != nil {
 			t.Fatal(err)
 		}

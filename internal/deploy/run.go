@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
 // RunOptions are the whole of `metro deploy`.
@@ -35,10 +36,34 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if !o.UserSecrets {
+		// Seeds made once and kept: the same Secrets on every run, and
+		// pods that keep their credentials across applies.
+		if o.Keys, err = natsauth.LoadKeys(KeysPath(c)); err != nil {
+			return err
+		}
+		before := len(o.Keys)
+		ms, err := Render(c, o.Options) // fills o.Keys
+		if err != nil {
+			return err
+		}
+		if len(o.Keys) != before {
+			if err := natsauth.SaveKeys(KeysPath(c), o.Keys); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Stderr, "NATS credentials kept in %s (keep it out of git; delete it to make new ones)\n", KeysPath(c))
+		}
+		return o.write(ctx, ms)
+	}
 	ms, err := Render(c, o.Options)
 	if err != nil {
 		return err
 	}
+	return o.write(ctx, ms)
+}
+
+// write applies the manifests or writes them where o says.
+func (o RunOptions) write(ctx context.Context, ms []Manifest) error {
 	if !o.EmitYAML {
 		return Apply(ctx, ms, o.Stdout, o.Stderr)
 	}

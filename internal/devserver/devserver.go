@@ -92,8 +92,19 @@ func Run(ctx context.Context, o Options) error {
 	con := newConsole(o.Out, o.Color, names)
 
 	natsURL, monitor := cfg.NATS.URL, ""
+	var bus *busAuth // nil: a server of the user's, with its own rules
+	var devOpts []nats.Option
 	if natsURL == "" {
-		ns, err := startNATS(cfg.NATS.Port)
+		if bus, err = lockBus(cfg); err != nil {
+			return err
+		}
+		for _, n := range bus.open {
+			con.printf("%s declares no routes (workers.%s.routes): it may serve any route, in its own queue group", n, n)
+		}
+		if devOpts, err = bus.gatewayOptions(); err != nil {
+			return err
+		}
+		ns, err := startNATS(cfg.NATS.Port, bus.conf)
 		if errors.Is(err, ErrPortInUse) {
 			if o.NATSPort != nil {
 				return fmt.Errorf("--nats-port %d: port in use (another metro dev or nats-server?); try --nats-port 0 for a free one", cfg.NATS.Port)
@@ -111,9 +122,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	for i := range specs {
 		specs[i].env = append(specs[i].env, "NATS_URL="+natsURL, "METRO_PREFIX="+cfg.Gateway.Prefix)
+		if bus != nil {
+			specs[i].env = append(specs[i].env, bus.workerEnv(specs[i].name)...)
+		}
 	}
 
-	nc, err := nats.Connect(natsURL, nats.Name("metro dev"), nats.MaxReconnects(-1), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("metro dev"), nats.MaxReconnects(-1), nats.Timeout(5 * time.Second)}, devOpts...)...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", natsURL, err)
 	}
@@ -135,6 +149,7 @@ func Run(ctx context.Context, o Options) error {
 		natsURL: natsURL,
 		monitor: monitor,
 		gwURL:   httpURL(addrString(gw.Addr())),
+		bus:     bus,
 		admURL:  httpURL(addrString(gw.AdminAddr())),
 		force:   make(chan struct{}),
 
@@ -283,6 +298,7 @@ type session struct {
 	admURL  string
 	runners []*runner
 	force   chan struct{}
+	bus     *busAuth // nil when the server is not metro dev's
 	// gatewayRoutes lists the patterns in the gateway's route table.
 	gatewayRoutes func() []string
 
@@ -308,6 +324,9 @@ func (d *session) writeState() {
 	}
 	for _, r := range d.runners {
 		st.Workers[r.spec.name] = r.pids()
+	}
+	if d.bus != nil {
+		st.NKeys = d.bus.toolNKeys()
 	}
 	if err := devstate.Write(d.cfg.Dir, st); err != nil {
 		d.con.printf("%v", err)

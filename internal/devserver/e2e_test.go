@@ -111,6 +111,12 @@ func TestDevEndToEnd(t *testing.T) {
 		return
 	}
 
+	if !t.Run("the bus is locked and the tools still work", func(t *testing.T) {
+		testLockedBus(t, dir, st)
+	}) {
+		return
+	}
+
 	if !t.Run("an edit that leaves the binary alone restarts nothing", func(t *testing.T) {
 		before := d.state(t, time.Second).Workers[e2eWorker]
 		edit(t, "// Products is the catalog's stock.", "// Products is the catalog's stock, edited.")
@@ -203,7 +209,7 @@ func TestDevEndToEnd(t *testing.T) {
 		})
 		// Both replicas serve: a restart from the broken binary would
 		// never announce itself.
-		nc, err := nats.Connect(st.NATSURL)
+		nc, err := nats.Connect(st.NATSURL, toolsAuth(t, st)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ type pinger struct {
 // replies to earlier rounds kept apart so that a process gone since does
 // not count. It returns ctx's error when seen never returned true.
 func (p pinger) rounds(ctx context.Context, subj string, seen func(round map[string]string) bool) error {
-	base := nats.NewInbox()
+	base := p.nc.NewInbox()
 	ch := make(chan *nats.Msg, 256)
 	sub, err := p.nc.ChanSubscribe(base+".*", ch)
 	if err != nil {

@@ -20,17 +20,20 @@ const monitorOffset = 4000
 // startNATS runs an embedded nats-server on 127.0.0.1:port (0: random),
 // with its HTTP monitoring endpoint on port+4000 (random when port is 0,
 // or when that one is taken: it is a convenience, not worth failing for).
-func startNATS(port int) (*server.Server, error) {
+// conf, when set, is a config file read as nats-server reads it: the
+// locked bus's authorization.
+func startNATS(port int, conf string) (*server.Server, error) {
 	host := "127.0.0.1"
-	opts := &server.Options{
-		ServerName: "metro-dev",
-		Host:       host,
-		Port:       port,
-		HTTPHost:   host,
-		HTTPPort:   server.RANDOM_PORT,
-		NoLog:      true,
-		NoSigs:     true,
+	opts := &server.Options{}
+	if conf != "" {
+		if err := opts.ProcessConfigFile(conf); err != nil {
+			return nil, fmt.Errorf("reading the NATS configuration %s: %w", conf, err)
+		}
 	}
+	opts.ServerName = "metro-dev"
+	opts.Host, opts.Port = host, port
+	opts.HTTPHost, opts.HTTPPort = host, server.RANDOM_PORT
+	opts.NoLog, opts.NoSigs = true, true
 	if port == 0 {
 		opts.Port = server.RANDOM_PORT
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
@@ -143,6 +144,9 @@ type RoutesOptions struct {
 	Err io.Writer
 	// Wait is how long services get to answer (default 500ms).
 	Wait time.Duration
+	// Auth is the credentials given; else NATS_CREDS/NATS_NKEY, else the
+	// tools identity of the running metro dev.
+	Auth natsconn.Auth
 }
 
 // Routes prints the route table that running services announce now.
@@ -161,7 +165,11 @@ func Routes(ctx context.Context, o RoutesOptions) error {
 	if t.FromDev {
 		prefix = t.Prefix
 	}
-	nc, err := nats.Connect(url, nats.Name("metro routes"), nats.Timeout(5*time.Second))
+	auth, err := t.Auth(natsauth.RoleTools, o.Auth, o.Getenv).Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("metro routes"), nats.Timeout(5 * time.Second), natsconn.Inbox(natsauth.RoleTools, "")}, auth...)...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", natsconn.Redact(url), err)
 	}

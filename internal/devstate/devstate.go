@@ -24,6 +24,9 @@ type State struct {
 	Prefix     string           `json:"prefix,omitempty"`
 	PID        int              `json:"pid"`
 	Workers    map[string][]int `json:"workers"` // worker name -> pids of its replicas
+	// NKeys are the seed files of the identities the tools connect as,
+	// by role ("tap", "tools"), when the bus is locked.
+	NKeys map[string]string `json:"nkeys,omitempty"`
 }
 
 // Write writes the state file under projectDir atomically.

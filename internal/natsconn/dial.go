@@ -98,6 +98,11 @@ func (e *events) disconnected(_ *nats.Conn, err error) {
 }
 
 func (e *events) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		// The server's text names the operation and the subject.
+		e.log.Error("NATS refused an operation: not permitted for this identity", "err", err)
+		return
+	}
 	if sub != nil {
 		e.log.Warn("NATS error", "subject", sub.Subject, "err", err)
 	} else {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
 // Auth holds the credential and TLS files a command was given.
@@ -63,6 +64,19 @@ type Target struct {
 	// its state file (FromDev), else "".
 	Prefix  string
 	FromDev bool
+	// DevNKeys are the seed files metro dev made for the tools, by role
+	// ("tap", "tools"), when URL came from its state file.
+	DevNKeys map[string]string
+}
+
+// Auth is the credentials for role: a's, else those of the environment,
+// else the seed file metro dev made for role.
+func (t Target) Auth(role natsauth.Role, a Auth, getenv func(string) string) Auth {
+	a = a.Or(AuthFromEnv(getenv))
+	if a.Creds == "" && a.NKey == "" && t.FromDev {
+		a.NKey = t.DevNKeys[string(role)]
+	}
+	return a
 }
 
 // Resolve returns the server to use: flag, else envURL ($NATS_URL), else
@@ -81,7 +95,7 @@ func Resolve(flag, envURL, dir string) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{URL: st.NATSURL, Prefix: st.Prefix, FromDev: true}, nil
+	return Target{URL: st.NATSURL, Prefix: st.Prefix, FromDev: true, DevNKeys: st.NKeys}, nil
 }
 
 // Connect resolves and connects, failing at once (not retrying) when the
@@ -92,11 +106,11 @@ func Connect(flag, dir, name string, a Auth) (*nats.Conn, string, error) {
 		return nil, "", err
 	}
 	url, prefix := t.URL, t.Prefix
-	opts, err := a.Options()
+	opts, err := t.Auth(natsauth.RoleTools, a, os.Getenv).Options()
 	if err != nil {
 		return nil, "", err
 	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name)}, opts...)...)
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), Inbox(natsauth.RoleTools, "")}, opts...)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", Redact(url), err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/metrotest"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/subject"
 )
@@ -99,11 +100,13 @@ func TestNodeWorker(t *testing.T) {
 // A Node worker on a real NATS server: announced with metro metadata and
 // its name as queue group, answering by PROTOCOL.md, draining on SIGTERM.
 func testNodeOnNATS(t *testing.T, wd string) {
-	s := natstest.Run(t)
-	nc := natstest.Connect(t, s)
+	// A locked bus, as metro dev runs one: the worker connects with the
+	// seed it is handed, the test as the tools do.
+	s := natstest.Locked(t, natsauth.Project{Prefix: "api", Workers: []natsauth.Worker{{Name: "notify"}}})
+	nc := s.Connect(t, string(natsauth.RoleTools))
 	cmd := exec.Command("node", "index.js")
 	cmd.Dir = wd
-	cmd.Env = append(os.Environ(), "NATS_URL="+s.ClientURL(), "METRO_PREFIX=api", "METRO_HEALTH_ADDR=")
+	cmd.Env = append(os.Environ(), "NATS_URL="+s.ClientURL(), "METRO_PREFIX=api", "METRO_HEALTH_ADDR=", "NATS_NKEY="+s.Seed(natsauth.WorkerID("notify")))
 	var logs metrotest.LockedBuffer
 	cmd.Stderr = &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

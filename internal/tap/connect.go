@@ -3,11 +3,13 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
@@ -40,6 +42,8 @@ type Target struct {
 	URL    string
 	Prefix string
 	From   string // where URL came from: "--server", "NATS_URL" or the state file's path
+	// devNKey is the seed file metro dev made for tap, when URL is its.
+	devNKey string
 }
 
 // Display is the server URL as shown on screen and in logs: passwords and
@@ -52,6 +56,7 @@ func (t Target) Display() string { return natsconn.Redact(t.URL) }
 func Resolve(o Options) (Target, error) {
 	t := Target{Prefix: o.Prefix}
 	nt, err := natsconn.Resolve(o.Server, o.EnvURL, o.Dir)
+	t.devNKey = nt.DevNKeys[string(natsauth.RoleTap)]
 	switch {
 	case errors.Is(err, natsconn.ErrNoServer):
 		return t, ErrNoServer
@@ -73,13 +78,15 @@ func Resolve(o Options) (Target, error) {
 	return t, nil
 }
 
-// Connect connects to the server t names, with o's credentials.
+// Connect connects to the server t names, with o's credentials, else those
+// of the environment, else the read-only identity metro dev made for tap.
 func Connect(o Options, t Target) (*nats.Conn, error) {
-	auth, err := natsconn.Auth{Creds: o.Creds, NKey: o.NKey}.Options()
+	dev := natsconn.Target{FromDev: t.devNKey != "", DevNKeys: map[string]string{string(natsauth.RoleTap): t.devNKey}}
+	auth, err := dev.Auth(natsauth.RoleTap, natsconn.Auth{Creds: o.Creds, NKey: o.NKey}, os.Getenv).Options()
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1)}, auth...)
+	opts := append([]nats.Option{nats.Name("metro tap"), nats.MaxReconnects(-1), natsconn.Inbox(natsauth.RoleTap, "")}, auth...)
 	nc, err := nats.Connect(t.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s (from %s): %w", t.Display(), t.From, err)

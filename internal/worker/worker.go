@@ -316,6 +316,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			unsubscribe(append(subs, svcSubs...))
 			return fmt.Errorf("subscribing worker %s: %w", w.opts.Name, err)
 		}
+		// A refused subscription is an -ERR that came before the flush's
+		// PONG; serving without it would answer nothing and say nothing.
+		if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			unsubscribe(append(subs, svcSubs...))
+			return fmt.Errorf("worker %s: the NATS server refused %s (not among the worker's permitted routes, workers.%s.routes in metro.yaml?): %w", w.opts.Name, w.refused(err), w.opts.Name, err)
+		}
 	}
 	// Announced only now that every subscription is in place, so a
 	// gateway that routes on the announcement reaches a listener.
@@ -400,6 +406,16 @@ func (w *Worker) drain(nc *nats.Conn, subs, svcSubs []*nats.Subscription) error 
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// refused names the route whose subscription a refusal is about.
+func (w *Worker) refused(err error) string {
+	for _, ep := range w.endpoints {
+		if strings.Contains(err.Error(), `"`+ep.subject+`"`) {
+			return "the route " + ep.route.String() + " (" + ep.subject + ")"
+		}
+	}
+	return "a subscription"
 }
 
 func unsubscribe(subs []*nats.Subscription) {
