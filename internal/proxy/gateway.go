@@ -63,6 +63,10 @@ const (
 	DefaultDiscoveryInterval = 5 * time.Second
 )
 
+// minStale is the least time an instance may go unseen before it is
+// taken for gone.
+const minStale = 3 * time.Second
+
 // Gateway serves HTTP by NATS request/reply.
 type Gateway struct {
 	nc             *nats.Conn
@@ -97,9 +101,11 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
 	}
-	// Three rounds of discovery, so one slow answer does not turn away
-	// requests that a worker would have served.
-	g.registry = discovery.NewRegistry(3 * g.interval)
+	// Three rounds of discovery, and never less than a few seconds, so
+	// slow answers on a busy machine do not turn away requests that a
+	// worker would have served. A worker that stops says so at once; this
+	// is for one that ended without a word.
+	g.registry = discovery.NewRegistry(max(3*g.interval, minStale))
 	g.registry.OnChange = g.table.update
 	if g.trustedProxies == nil {
 		g.trustedProxies = DefaultTrustedProxies
