@@ -41,7 +41,7 @@ type Config struct {
 	RouteTTL time.Duration
 	// DiscoveryInterval is how often services are asked for their routes,
 	// a safety net behind the announcements of metro workers; an instance
-	// unseen for three intervals is taken for gone.
+	// unseen for three intervals (and at least 3s) is taken for gone.
 	DiscoveryInterval time.Duration
 	Logger            *slog.Logger
 	// AccessLog, when set, gets one entry per request.

@@ -74,12 +74,13 @@ func startLight(nc *nats.Conn, svc int) (*lightInstance, error) {
 	return in, nc.Publish(discovery.UpSubject, info)
 }
 
-// stop leaves discovery, says goodbye and unsubscribes, in the SDK's order.
+// stop leaves discovery, says goodbye and drains its route subscriptions
+// (answering what the server already sent), in the SDK's order.
 func (in *lightInstance) stop() {
 	_ = in.subs[len(in.subs)-1].Unsubscribe()
 	_ = in.nc.Publish(discovery.DownSubject, in.info)
 	for _, s := range in.subs[:len(in.subs)-1] {
-		_ = s.Unsubscribe()
+		_ = s.Drain()
 	}
 }
 
