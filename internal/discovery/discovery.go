@@ -144,6 +144,10 @@ func follow(ctx context.Context, nc *nats.Conn, prefix string, every time.Durati
 	}, reg.Expire)
 }
 
+// maxDecoded bounds the replies a watch remembers decoded; past it, it
+// starts afresh.
+const maxDecoded = 20000
+
 type watchOptions struct {
 	announced   bool // take announcements too
 	untilClosed bool // end when the connection is closed for good
@@ -156,13 +160,28 @@ func watch(ctx context.Context, nc *nats.Conn, prefix string, every time.Duratio
 	// keep fn from running at once on two subscriptions, or after return.
 	var mu sync.Mutex
 	done := false
+	// Most replies repeat one an instance sent before: decoding each
+	// again would be most of what discovery costs with many instances.
+	var cmu sync.Mutex
+	decoded := map[string]Service{}
 	handle := func(up bool) nats.MsgHandler {
 		return func(m *nats.Msg) {
-			var info micro.Info
-			if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" {
-				return // not a micro info reply; ignore
+			cmu.Lock()
+			s, ok := decoded[string(m.Data)]
+			cmu.Unlock()
+			if !ok {
+				var info micro.Info
+				if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" {
+					return // not a micro info reply; ignore
+				}
+				s = FromInfo(info, prefix)
+				cmu.Lock()
+				if len(decoded) >= maxDecoded {
+					clear(decoded)
+				}
+				decoded[string(m.Data)] = s
+				cmu.Unlock()
 			}
-			s := FromInfo(info, prefix)
 			mu.Lock()
 			defer mu.Unlock()
 			if !done {

@@ -45,7 +45,7 @@ type Config struct {
 	RouteTTL time.Duration
 	// DiscoveryInterval is how often services are asked for their routes,
 	// a safety net behind the announcements of metro workers; an instance
-	// unseen for three intervals is taken for gone.
+	// unseen for three intervals (and at least 3s) is taken for gone.
 	DiscoveryInterval time.Duration
 	Logger            *slog.Logger
 	// AccessLog, when set, gets one entry per request.
@@ -70,6 +70,10 @@ const (
 	DefaultRouteTTL          = 10 * time.Minute
 	DefaultDiscoveryInterval = 5 * time.Second
 )
+
+// minStale is the least time an instance may go unseen before it is
+// taken for gone.
+const minStale = 3 * time.Second
 
 // Gateway serves HTTP by NATS request/reply.
 type Gateway struct {
@@ -111,9 +115,11 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	}
 	g.primary = newLane(nc)
 	g.lane.Store(g.primary)
-	// Three rounds of discovery, so one slow answer does not turn away
-	// requests that a worker would have served.
-	g.registry = discovery.NewRegistry(3 * g.interval)
+	// Three rounds of discovery, and never less than a few seconds, so
+	// slow answers on a busy machine do not turn away requests that a
+	// worker would have served. A worker that stops says so at once; this
+	// is for one that ended without a word.
+	g.registry = discovery.NewRegistry(max(3*g.interval, minStale))
 	g.registry.OnChange = g.table.update
 	if g.trustedProxies == nil {
 		g.trustedProxies = DefaultTrustedProxies

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,15 +12,81 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 
-	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
+// lightInstance is one worker instance as the network sees it, without
+// the SDK's pool and goroutines, so that a thousand fit in one test on a
+// small machine: a queue subscription that answers its route, a
+// subscription that answers $SRV.INFO with what an SDK worker announces,
+// and the announcements an SDK worker sends when it starts and stops.
+type lightInstance struct {
+	nc   *nats.Conn
+	info []byte
+	subs []*nats.Subscription
+}
+
+func startLight(nc *nats.Conn, svc int) (*lightInstance, error) {
+	name, path := fmt.Sprintf("svc%d", svc), fmt.Sprintf("/s%d/ping", svc)
+	var eps []micro.EndpointInfo
+	for _, m := range []string{"GET", "HEAD"} {
+		eps = append(eps, micro.EndpointInfo{
+			Name: m + "-ping", Subject: fmt.Sprintf("s%d.ping.%s", svc, m), QueueGroup: name,
+			Metadata: map[string]string{discovery.MetaMethod: m, discovery.MetaPath: path},
+		})
+	}
+	info, err := json.Marshal(micro.Info{
+		ServiceIdentity: micro.ServiceIdentity{Name: name, ID: nuid.Next(), Version: "1.0.0",
+			Metadata: map[string]string{discovery.ProtocolKey: discovery.Protocol}},
+		Type: micro.InfoResponseType, Endpoints: eps,
+	})
+	if err != nil {
+		return nil, err
+	}
+	in := &lightInstance{nc: nc, info: info}
+	for _, ep := range eps {
+		sub, err := nc.QueueSubscribe(ep.Subject, name, func(m *nats.Msg) {
+			if svc := m.Header.Get("Metro-Service"); svc != "" && svc != name {
+				return
+			}
+			_ = m.Respond([]byte("pong"))
+		})
+		if err != nil {
+			return nil, err
+		}
+		in.subs = append(in.subs, sub)
+	}
+	sub, err := nc.Subscribe(discovery.InfoSubject, func(m *nats.Msg) { _ = m.Respond(info) })
+	if err != nil {
+		return nil, err
+	}
+	in.subs = append(in.subs, sub)
+	// Announced once the server has the subscriptions, as the SDK does.
+	if err := nc.Flush(); err != nil {
+		return nil, err
+	}
+	return in, nc.Publish(discovery.UpSubject, info)
+}
+
+// stop leaves discovery, says goodbye and drains its route subscriptions
+// (answering what the server already sent), in the SDK's order.
+func (in *lightInstance) stop() {
+	_ = in.subs[len(in.subs)-1].Unsubscribe()
+	_ = in.nc.Publish(discovery.DownSubject, in.info)
+	for _, s := range in.subs[:len(in.subs)-1] {
+		_ = s.Drain()
+	}
+}
+
 // TestThousandInstances: 1,000 worker instances (500 services of two
-// replicas each, every service with a route of its own) and 10 gateways
+// replicas each, every service with a route of its own; lightInstance)
+// and 10 gateways
 // at the default discovery settings on one NATS server. Five gateways
 // start before the workers and learn them from their announcements, five
 // after, from one poll that 1,000 instances answer at once. Requests run
@@ -53,66 +120,34 @@ func TestThousandInstances(t *testing.T) {
 		startGateway()
 	}
 
-	type instance struct {
-		cancel context.CancelFunc
-		done   chan error
-	}
 	var started atomic.Int64
-	start := func(svc int) *instance {
-		w := metro.NewWorker(fmt.Sprintf("svc%d", svc),
-			metro.WithConn(wconns[started.Add(1)%conns]), metro.WithLogger(quiet), metro.WithConcurrency(4))
-		w.HandleFunc(fmt.Sprintf("GET /s%d/ping", svc), func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") })
-		ctx, cancel := context.WithCancel(context.Background())
-		in := &instance{cancel: cancel, done: make(chan error, 1)}
-		go func() { in.done <- w.Run(ctx) }()
-		select {
-		case <-w.Ready():
-		case err := <-in.done:
-			t.Fatalf("instance of svc%d stopped: %v", svc, err)
-		}
-		return in
-	}
-	stop := func(in *instance) {
-		in.cancel()
-		if err := <-in.done; err != nil {
-			t.Errorf("instance: %v", err)
-		}
-	}
+	start := func(svc int) (*lightInstance, error) { return startLight(wconns[started.Add(1)%conns], svc) }
 	var mu sync.Mutex
-	instances := make([][]*instance, services)
+	instances := make([][]*lightInstance, services)
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		var wg sync.WaitGroup
 		for _, ins := range instances {
 			for _, in := range ins {
-				wg.Go(func() { stop(in) })
+				in.stop()
 			}
 		}
-		wg.Wait()
 	})
-	// Started (and stopped) many at a time: one after another, their
-	// flushes and drains would take most of the test's time.
-	var starting sync.WaitGroup
-	sem := make(chan struct{}, 50)
 	for svc := range services {
 		for range replicas {
-			sem <- struct{}{}
-			starting.Go(func() {
-				defer func() { <-sem }()
-				in := start(svc)
-				mu.Lock()
-				instances[svc] = append(instances[svc], in)
-				mu.Unlock()
-			})
+			in, err := start(svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			instances[svc] = append(instances[svc], in)
 		}
 	}
-	starting.Wait()
 	for range gateways - gateways/2 {
 		startGateway()
 	}
 	// Each service's GET route brings a HEAD route along.
-	deadline := time.Now().Add(30 * time.Second)
+	learn := time.Now()
+	deadline := learn.Add(2 * time.Minute)
 	for i, gw := range gws {
 		for len(gw.Routes()) < 2*services {
 			if time.Now().After(deadline) {
@@ -122,6 +157,7 @@ func TestThousandInstances(t *testing.T) {
 		}
 	}
 
+	t.Logf("every gateway routes all %d services after %v", services, time.Since(learn).Round(time.Millisecond))
 	// Longer than an instance takes to go stale (three intervals) unless
 	// the polls, which every gateway sends to every instance, keep it.
 	run := 3*proxy.DefaultDiscoveryInterval + 2*time.Second
@@ -129,12 +165,24 @@ func TestThousandInstances(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for svc := 0; svc < 50 && ctx.Err() == nil; svc++ {
+		// Spread over the run, so requests meet routes in every state.
+		tick := time.NewTicker(run / 60)
+		defer tick.Stop()
+		for svc := 0; svc < 50; svc++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			mu.Lock()
 			old := instances[svc][0]
 			mu.Unlock()
-			stop(old)
-			in := start(svc)
+			old.stop()
+			in, err := start(svc)
+			if err != nil {
+				t.Errorf("restarting an instance of svc%d: %v", svc, err)
+				return
+			}
 			mu.Lock()
 			instances[svc][0] = in
 			mu.Unlock()

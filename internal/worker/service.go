@@ -18,10 +18,18 @@ import (
 // request when its handler returns, and this worker's handlers run on
 // after the hand-off to the pool.
 func (w *Worker) serveServiceProtocol(nc *nats.Conn) ([]*nats.Subscription, error) {
-	verbs := map[string]func() any{
-		"PING":  func() any { return micro.Ping{ServiceIdentity: w.identity(), Type: micro.PingResponseType} },
-		"INFO":  func() any { return w.info() },
-		"STATS": func() any { return w.stats() },
+	// The info does not change while the worker runs, and every gateway
+	// asks for it: it is encoded once.
+	info, err := json.Marshal(w.info())
+	if err != nil {
+		return nil, fmt.Errorf("encoding service info: %w", err)
+	}
+	verbs := map[string]func() ([]byte, error){
+		"PING": func() ([]byte, error) {
+			return json.Marshal(micro.Ping{ServiceIdentity: w.identity(), Type: micro.PingResponseType})
+		},
+		"INFO":  func() ([]byte, error) { return info, nil },
+		"STATS": func() ([]byte, error) { return json.Marshal(w.stats()) },
 	}
 	var subs []*nats.Subscription
 	for verb, fn := range verbs {
@@ -32,7 +40,7 @@ func (w *Worker) serveServiceProtocol(nc *nats.Conn) ([]*nats.Subscription, erro
 			"$SRV." + verb + "." + w.opts.Name + "." + w.id,
 		} {
 			sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
-				b, err := json.Marshal(fn())
+				b, err := fn()
 				if err == nil {
 					_ = m.Respond(b)
 				}
