@@ -38,12 +38,20 @@ type Gateway struct {
 	Routes         []RouteConfig `yaml:"routes"`
 	// RouteTTL is how long a route outlives the last service announcing it.
 	RouteTTL Duration `yaml:"route_ttl"`
+	// Edge policies (policy.go).
+	Auth      *Auth      `yaml:"auth"`
+	CORS      *CORS      `yaml:"cors"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // RouteConfig declares a route or overrides one announced by workers.
 type RouteConfig struct {
 	Match   string   `yaml:"match"`   // a ServeMux pattern, e.g. "POST /orders"
 	Timeout Duration `yaml:"timeout"` // 0: the gateway default
+	// Auth is required, optional or none; "" is required once
+	// gateway.auth.jwt is set.
+	Auth      string     `yaml:"auth"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // NATS is the nats block.

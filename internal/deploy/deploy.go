@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,6 +198,8 @@ type gatewayData struct {
 	HPA                      bool
 	HTTPPort, AdminPort      int
 	ConfigYAML, ConfigHash   string
+	// JWKS is the content of a JWKS file for the ConfigMap, "" for none.
+	JWKS string
 	GraceSeconds             int
 	PreStopSeconds           int
 	ReadTimeoutSeconds       int
@@ -357,7 +361,14 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.ConfigHash = hash(g.ConfigYAML)
+	if p := jwksFile(c); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, c.Errorf("gateway.auth.jwt.jwks", "%v", err)
+		}
+		g.JWKS = string(data)
+	}
+	g.ConfigHash = hash(g.ConfigYAML + g.JWKS)
 
 	// Workers
 	for _, name := range slices.Sorted(maps.Keys(c.Workers)) {
@@ -454,18 +465,23 @@ func memLimit(r config.Resources) string {
 // gateway must listen on every interface.
 func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (string, error) {
 	type route struct {
-		Match   string          `yaml:"match"`
-		Timeout config.Duration `yaml:"timeout,omitempty"`
+		Match     string            `yaml:"match"`
+		Timeout   config.Duration   `yaml:"timeout,omitempty"`
+		Auth      string            `yaml:"auth,omitempty"`
+		RateLimit *config.RateLimit `yaml:"rate_limit,omitempty"`
 	}
 	type gateway struct {
-		Listen         string          `yaml:"listen"`
-		Admin          string          `yaml:"admin"`
-		Prefix         string          `yaml:"prefix,omitempty"`
-		Timeout        config.Duration `yaml:"timeout"`
-		MaxBody        config.ByteSize `yaml:"max_body"`
-		TrustedProxies []string        `yaml:"trusted_proxies,omitempty"`
-		Routes         []route         `yaml:"routes,omitempty"`
-		RouteTTL       config.Duration `yaml:"route_ttl"`
+		Listen         string            `yaml:"listen"`
+		Admin          string            `yaml:"admin"`
+		Prefix         string            `yaml:"prefix,omitempty"`
+		Timeout        config.Duration   `yaml:"timeout"`
+		MaxBody        config.ByteSize   `yaml:"max_body"`
+		TrustedProxies []string          `yaml:"trusted_proxies,omitempty"`
+		Routes         []route           `yaml:"routes,omitempty"`
+		RouteTTL       config.Duration   `yaml:"route_ttl"`
+		Auth           *config.Auth      `yaml:"auth,omitempty"`
+		CORS           *config.CORS      `yaml:"cors,omitempty"`
+		RateLimit      *config.RateLimit `yaml:"rate_limit,omitempty"`
 	}
 	type file struct {
 		Name    string            `yaml:"name"`
@@ -482,11 +498,22 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (str
 			MaxBody:        c.Gateway.MaxBody,
 			TrustedProxies: c.Gateway.TrustedProxies,
 			RouteTTL:       c.Gateway.RouteTTL,
+			CORS:           c.Gateway.CORS,
+			RateLimit:      c.Gateway.RateLimit,
 		},
 		NATS: map[string]string{"url": natsURL},
 	}
+	if c.Gateway.HasJWT() {
+		jwt := *c.Gateway.Auth.JWT
+		if jwksFile(c) != "" {
+			// The file travels in the same ConfigMap, mounted beside
+			// metro.yaml, so the relative name finds it.
+			jwt.JWKS = jwksKey
+		}
+		f.Gateway.Auth = &config.Auth{JWT: &jwt}
+	}
 	for _, r := range c.Gateway.Routes {
-		f.Gateway.Routes = append(f.Gateway.Routes, route(r))
+		f.Gateway.Routes = append(f.Gateway.Routes, route{Match: r.Match, Timeout: r.Timeout, Auth: r.Auth, RateLimit: r.RateLimit})
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -495,6 +522,26 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int) (str
 		return "", fmt.Errorf("writing the gateway's metro.yaml: %w", err)
 	}
 	return "# metro.yaml for the gateway pods, written by metro deploy.\n" + b.String(), nil
+}
+
+// jwksKey is the gateway ConfigMap's key, and so the file name beside
+// metro.yaml, of a JWKS given as a file.
+const jwksKey = "jwks.json"
+
+// jwksFile is the path of gateway.auth.jwt.jwks when it names a file
+// rather than a URL (which the pods fetch themselves), else "".
+func jwksFile(c *config.Config) string {
+	if !c.Gateway.HasJWT() {
+		return ""
+	}
+	src := c.Gateway.Auth.JWT.JWKS
+	if strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://") {
+		return ""
+	}
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(c.Dir, src)
+	}
+	return src
 }
 
 func hash(s string) string {

@@ -28,5 +28,10 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		}
 		out.Routes = append(out.Routes, RouteConfig{Match: r.Match, Timeout: r.Timeout.Std()})
 	}
+	p, err := PoliciesFrom(c)
+	if err != nil {
+		return out, err
+	}
+	out.Policies = p
 	return out, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/policy"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// AccessLog, when set, gets one entry per request.
 	AccessLog  *slog.Logger
 	Registerer prometheus.Registerer
+	// Policies are the edge policies (auth, CORS, rate limits); nil for
+	// none. See PoliciesFrom.
+	Policies *policy.Set
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -77,6 +81,7 @@ type Gateway struct {
 	log            *slog.Logger
 	access         slog.Handler // the access log's, nil for none
 	ready          atomic.Bool
+	policies       policies
 }
 
 // New returns a gateway on nc. Call Run to learn routes.
@@ -110,6 +115,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	}
 	g.metrics = newMetrics(reg, nc, func() int { return len(g.table.load()) })
 	g.unmatched = g.metrics.forRoute(unmatchedRoute)
+	g.policies.init(cfg.Policies, reg)
 	g.table.newRoute = func(r *route) {
 		r.metrics = g.metrics.forRoute(r.pattern)
 		g.log.Info("route added", "route", r.pattern, "subject", r.subject)
@@ -136,6 +142,9 @@ func cmp[T int64 | time.Duration](v, def T) T {
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	policiesDone := make(chan struct{})
+	defer func() { cancel(); <-policiesDone }()
+	go func() { g.runPolicies(ctx); close(policiesDone) }()
 	errc := make(chan error, 1)
 	go func() {
 		errc <- discovery.Watch(ctx, g.nc, g.prefix, g.interval, func(s discovery.Service) {
@@ -221,6 +230,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 	x.subject = string(sb)
 	rs := g.table.load()
 	rt, allow := rs.match(x.subject)
+	var claims string
+	if p := g.policies.cur.Load(); p != nil && !g.admit(p, w, r, rid, rs, rt, x, &claims) {
+		return
+	}
 	if rt == nil {
 		if len(allow) > 0 {
 			methods := allowHeader(allow)
@@ -263,6 +276,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		Body:        body,
 		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto},
 		Route:       rt.key,
+		Claims:      claims,
 	}
 	h := w.Header()
 	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)

@@ -31,6 +31,9 @@ const (
 	// when workers' routes overlap, every worker whose subscription matches
 	// gets the message, and only the one owning this route answers.
 	HeaderRoute = "Metro-Route"
+	// HeaderClaims carries the claims of the bearer token the gateway
+	// verified: the token's payload, base64url JSON (PROTOCOL.md 7).
+	HeaderClaims = "Metro-Claims"
 
 	// Version is the protocol version sent on every request.
 	Version = "1"
@@ -88,6 +91,8 @@ type Request struct {
 	Forwarded *Forwarded
 	// Route, when set, is sent as Metro-Route.
 	Route string
+	// Claims, when set, is sent as Metro-Claims.
+	Claims string
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -106,7 +111,7 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	// One backing array for the values this function sets: a request
 	// costs one allocation for them instead of one per header.
-	vals := make([]string, 0, 8)
+	vals := make([]string, 0, 9)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -125,6 +130,9 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	set(HeaderRequestID, r.RequestID)
 	if r.Route != "" {
 		set(HeaderRoute, r.Route)
+	}
+	if r.Claims != "" {
+		set(HeaderClaims, r.Claims)
 	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))
