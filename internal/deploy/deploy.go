@@ -198,14 +198,14 @@ type gatewayData struct {
 	HPA                      bool
 	HTTPPort, AdminPort      int
 	ConfigYAML, ConfigHash   string
-	// JWKS is the content of a JWKS file for the ConfigMap, "" for none.
-	JWKS string
 	GraceSeconds             int
 	PreStopSeconds           int
 	ReadTimeoutSeconds       int
 	MaxBody                  int64
 	Resources                config.Resources
 	MemLimit                 string
+	// JWKS is a JWKS file's content for the ConfigMap, "" for none.
+	JWKS string
 }
 
 type worker struct {
