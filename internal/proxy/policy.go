@@ -210,3 +210,13 @@ func (g *Gateway) clientIP(r *http.Request) string {
 	}
 	return peer
 }
+
+// RouteKey is the key of the route pattern matches, as PoliciesFrom keys
+// per-route settings.
+func RouteKey(pattern, prefix string) (string, error) {
+	r, err := routeOf(pattern, prefix)
+	if err != nil {
+		return "", err
+	}
+	return r.Key(), nil
+}
