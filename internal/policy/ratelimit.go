@@ -94,10 +94,12 @@ type LimitConfig struct {
 	Rate  Rate
 	Burst int // 0: Rate.N
 	Key   Key
+	// MaxKeys bounds the buckets kept; 0: DefaultMaxKeys.
+	MaxKeys int
 }
 
-// DefaultMaxKeys bounds the buckets one limit keeps: 100,000 buckets are a
-// few MiB. Past it, full buckets are dropped first, then arbitrary ones
+// DefaultMaxKeys bounds the buckets one limit keeps: 100,000 buckets are
+// about 20 MiB. At it, full buckets are dropped first, then arbitrary ones
 // (whose clients then start afresh, the lenient failure).
 const DefaultMaxKeys = 100_000
 
@@ -130,8 +132,11 @@ func NewLimiter(name string, cfg LimitConfig) *Limiter {
 		limit:   cfg.Rate.limit(),
 		burst:   burst,
 		key:     cfg.Key,
-		maxKeys: DefaultMaxKeys,
+		maxKeys: cfg.MaxKeys,
 		buckets: map[string]*rate.Limiter{},
+	}
+	if l.maxKeys <= 0 {
+		l.maxKeys = DefaultMaxKeys
 	}
 	l.refill = time.Duration(float64(burst) / float64(l.limit) * float64(time.Second))
 	return l
@@ -171,18 +176,22 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 	return d
 }
 
-// sweepLocked drops full buckets and, above maxKeys, arbitrary ones.
+// sweepLocked drops full buckets and, at maxKeys, arbitrary ones down to
+// nine tenths of it, so that a flood pays for a sweep once per tenth.
 func (l *Limiter) sweepLocked(now time.Time) {
 	for k, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}
-	for k := range l.buckets {
-		if len(l.buckets) < l.maxKeys {
-			break
+	if len(l.buckets) >= l.maxKeys {
+		keep := l.maxKeys * 9 / 10
+		for k := range l.buckets {
+			if len(l.buckets) <= keep {
+				break
+			}
+			delete(l.buckets, k)
 		}
-		delete(l.buckets, k)
 	}
 	l.nextSweep = now.Add(max(l.refill, time.Second))
 }
