@@ -20,8 +20,9 @@ type Config struct {
 	JWT       *JWTConfig
 	CORS      *CORSConfig
 	RateLimit *LimitConfig
-	// Routes holds per-route settings by route key (method, space,
-	// subscription subject: "POST orders.POST").
+	// Routes holds per-route settings by ServeMux pattern ("POST
+	// /orders"); a request takes those of the most specific pattern that
+	// matches it (the gateway does the matching, see Patterns).
 	Routes map[string]RouteConfig
 	// Dir is where a relative JWKS file path is resolved.
 	Dir    string
@@ -73,20 +74,29 @@ func New(cfg Config) (*Set, error) {
 	if cfg.RateLimit != nil {
 		s.global = NewLimiter("global", *cfg.RateLimit)
 	}
-	for key, rc := range cfg.Routes {
+	for pattern, rc := range cfg.Routes {
 		rp := routePolicy{auth: AuthRequired}
 		if rc.Auth != nil {
 			rp.auth = *rc.Auth
 		}
 		if rp.auth != AuthNone && s.verifier == nil && rc.Auth != nil {
-			return nil, fmt.Errorf("route %s: auth %s needs gateway.auth.jwt", key, authName(rp.auth))
+			return nil, fmt.Errorf("route %s: auth %s needs gateway.auth.jwt", pattern, authName(rp.auth))
 		}
 		if rc.RateLimit != nil {
 			rp.limit = NewLimiter("route", *rc.RateLimit)
 		}
-		s.routes[key] = rp
+		s.routes[pattern] = rp
 	}
 	return s, nil
+}
+
+// Patterns lists the patterns that have settings of their own.
+func (s *Set) Patterns() []string {
+	out := make([]string, 0, len(s.routes))
+	for p := range s.routes {
+		out = append(out, p)
+	}
+	return out
 }
 
 func authName(m AuthMode) string {
@@ -120,8 +130,12 @@ func (s *Set) Limiters() []*Limiter {
 
 // Request is what Admit needs to know of a request beyond itself.
 type Request struct {
-	// Route is the matched route's key, "" when none matched.
-	Route string
+	// Matched says the route table has a route for the request; without
+	// one only CORS applies (the answer is 404 or 405 anyway).
+	Matched bool
+	// Pattern is the most specific pattern of Config.Routes matching the
+	// request, "" for none (the defaults apply).
+	Pattern string
 	// Methods lists the methods the path's routes accept, for a
 	// preflight; called only for one.
 	Methods func() []string
@@ -155,10 +169,10 @@ func (s *Set) Admit(w http.ResponseWriter, r *http.Request, req Request) Verdict
 		}
 		s.cors.Actual(h, r)
 	}
-	if req.Route == "" {
+	if !req.Matched {
 		return Verdict{}
 	}
-	rp, ok := s.routes[req.Route]
+	rp, ok := s.routes[req.Pattern]
 	if !ok {
 		rp = routePolicy{auth: AuthRequired}
 	}

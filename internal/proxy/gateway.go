@@ -115,7 +115,11 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	}
 	g.metrics = newMetrics(reg, nc, func() int { return len(g.table.load()) })
 	g.unmatched = g.metrics.forRoute(unmatchedRoute)
-	g.policies.init(cfg.Policies, reg)
+	ps, err := newPolicyState(cfg.Policies, g.prefix)
+	if err != nil {
+		return nil, err
+	}
+	g.policies.init(ps, reg)
 	g.table.newRoute = func(r *route) {
 		r.metrics = g.metrics.forRoute(r.pattern)
 		g.log.Info("route added", "route", r.pattern, "subject", r.subject)

@@ -18,8 +18,6 @@ import (
 
 // PoliciesFrom builds the edge policies of metro.yaml's gateway block:
 // nil when it sets none, so a gateway without policies pays nothing.
-// Per-route settings are keyed by the route they match, as the table
-// keys its routes.
 func PoliciesFrom(c *config.Config) (*policy.Set, error) {
 	g := &c.Gateway
 	pc := policy.Config{Dir: c.Dir, Routes: map[string]policy.RouteConfig{}}
@@ -50,6 +48,9 @@ func PoliciesFrom(c *config.Config) (*policy.Set, error) {
 		if err != nil {
 			return nil, c.Errorf(key+".match", "%v", err)
 		}
+		if _, dup := pc.Routes[dr.Pattern]; dup {
+			return nil, c.Errorf(key+".match", "%s has policies in an earlier entry already", r.Match)
+		}
 		var rc policy.RouteConfig
 		if r.Auth != "" {
 			mode, err := policy.ParseAuthMode(r.Auth)
@@ -65,7 +66,7 @@ func PoliciesFrom(c *config.Config) (*policy.Set, error) {
 			}
 			rc.RateLimit = &lc
 		}
-		pc.Routes[dr.Key()] = rc
+		pc.Routes[dr.Pattern] = rc
 		any = true
 	}
 	if !any {
@@ -81,13 +82,36 @@ func PoliciesFrom(c *config.Config) (*policy.Set, error) {
 // policies holds the gateway's current policy set, which metro dev may
 // replace while requests run.
 type policies struct {
-	cur     atomic.Pointer[policy.Set]
+	cur     atomic.Pointer[policyState]
 	changed chan struct{}
 	denied  *prometheus.CounterVec
 }
 
-func (p *policies) init(s *policy.Set, reg prometheus.Registerer) {
-	p.cur.Store(s)
+// policyState is a policy set with its patterns as a route list, so the
+// most specific pattern for a request is found as the table finds routes.
+type policyState struct {
+	set      *policy.Set
+	patterns routes // key: the pattern
+}
+
+func newPolicyState(s *policy.Set, prefix string) (*policyState, error) {
+	if s == nil {
+		return nil, nil
+	}
+	st := &policyState{set: s}
+	for _, p := range s.Patterns() {
+		r, err := routeOf(p, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("policy route %q: %w", p, err)
+		}
+		st.patterns = append(st.patterns, &route{key: p, subject: r.Subject, toks: strings.Split(r.Subject, "."), method: r.Method})
+	}
+	sortRoutes(st.patterns)
+	return st, nil
+}
+
+func (p *policies) init(st *policyState, reg prometheus.Registerer) {
+	p.cur.Store(st)
 	p.changed = make(chan struct{}, 1)
 	p.denied = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "metro", Subsystem: "gateway", Name: "policy_denied_total",
@@ -98,28 +122,38 @@ func (p *policies) init(s *policy.Set, reg prometheus.Registerer) {
 
 // SetPolicies replaces the edge policies (nil: none) for the requests
 // that follow; the old set's key refreshing stops.
-func (g *Gateway) SetPolicies(s *policy.Set) {
-	g.policies.cur.Store(s)
+func (g *Gateway) SetPolicies(s *policy.Set) error {
+	st, err := newPolicyState(s, g.prefix)
+	if err != nil {
+		return err
+	}
+	g.policies.cur.Store(st)
 	select {
 	case g.policies.changed <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 // Policies returns the current policy set, nil for none.
-func (g *Gateway) Policies() *policy.Set { return g.policies.cur.Load() }
+func (g *Gateway) Policies() *policy.Set {
+	if st := g.policies.cur.Load(); st != nil {
+		return st.set
+	}
+	return nil
+}
 
 // runPolicies runs the current set's background work (JWKS refreshes)
 // until ctx ends, moving to a new set when SetPolicies installs one.
 func (g *Gateway) runPolicies(ctx context.Context) {
 	for {
-		s := g.policies.cur.Load()
+		st := g.policies.cur.Load()
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if s != nil {
-				s.Run(sctx)
+			if st != nil {
+				st.set.Run(sctx)
 			}
 		}()
 		select {
@@ -137,16 +171,19 @@ func (g *Gateway) runPolicies(ctx context.Context) {
 // admit applies the edge policies to a request whose route lookup gave rt
 // (nil: none) and returns false when it has been answered. Its claims, if
 // a token was verified, are left in claims.
-func (g *Gateway) admit(s *policy.Set, w http.ResponseWriter, r *http.Request, rid string, rs routes, rt *route, x *exchange, claims *string) bool {
+func (g *Gateway) admit(st *policyState, w http.ResponseWriter, r *http.Request, rid string, rs routes, rt *route, x *exchange, claims *string) bool {
 	pr := policy.Request{
 		Methods:  func() []string { return rs.methodsFor(x.subject) },
 		ClientIP: func() string { return g.clientIP(r) },
 	}
 	if rt != nil {
-		pr.Route = rt.key
+		pr.Matched = true
 		x.route = rt
+		if prt, _ := st.patterns.match(x.subject); prt != nil {
+			pr.Pattern = prt.key
+		}
 	}
-	v := s.Admit(w, r, pr)
+	v := st.set.Admit(w, r, pr)
 	if v.Claims != nil {
 		*claims = v.Claims.Raw
 	}
@@ -209,14 +246,4 @@ func (g *Gateway) clientIP(r *http.Request) string {
 		}
 	}
 	return peer
-}
-
-// RouteKey is the key of the route pattern matches, as PoliciesFrom keys
-// per-route settings.
-func RouteKey(pattern, prefix string) (string, error) {
-	r, err := routeOf(pattern, prefix)
-	if err != nil {
-		return "", err
-	}
-	return r.Key(), nil
 }

@@ -124,15 +124,6 @@ func newPolicies(t testing.TB, cfg policy.Config) *policy.Set {
 	return s
 }
 
-func routeKey(t testing.TB, pattern string) string {
-	t.Helper()
-	k, err := proxy.RouteKey(pattern, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func authMode(m policy.AuthMode) *policy.AuthMode { return &m }
 
 // claimsWorker starts a worker whose routes answer with the claims the
@@ -247,11 +238,13 @@ func TestClaimsNotForgeable(t *testing.T) {
 	e := newEnv(t, proxy.Config{Policies: newPolicies(t, policy.Config{
 		JWT: &policy.JWTConfig{JWKS: srv.url(), Issuer: testIssuer, Audience: testAudience},
 		Routes: map[string]policy.RouteConfig{
-			routeKey(t, "GET /open"):  {Auth: authMode(policy.AuthNone)},
-			routeKey(t, "GET /maybe"): {Auth: authMode(policy.AuthOptional)},
+			"GET /open":  {Auth: authMode(policy.AuthNone)},
+			"GET /maybe": {Auth: authMode(policy.AuthOptional)},
+			// A tail pattern covers the routes below it that workers announce.
+			"GET /pub/{p...}": {Auth: authMode(policy.AuthNone)},
 		},
 	})})
-	claimsWorker(e, &calls, "GET /open", "GET /maybe", "GET /me")
+	claimsWorker(e, &calls, "GET /open", "GET /maybe", "GET /me", "GET /pub/{id}", "POST /pub/{id}")
 	forged := `eyJzdWIiOiJhZG1pbiJ9` // {"sub":"admin"}
 	tests := []struct {
 		path, token string
@@ -264,6 +257,8 @@ func TestClaimsNotForgeable(t *testing.T) {
 		{"/maybe", mint(t, k, claims("alice", nil)), 200, "alice"},
 		{"/maybe", mint(t, k, claims("alice", func(c map[string]any) { c["aud"] = "x" })), 401, nil},
 		{"/me", mint(t, k, claims("alice", nil)), 200, "alice"},
+		{"/me", "", 401, nil},
+		{"/pub/7", "", 200, nil},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s %v", tc.path, tc.token != ""), func(t *testing.T) {
@@ -391,7 +386,7 @@ func TestCORS(t *testing.T) {
 			Origins: []string{"https://app.example.com"}, Headers: []string{"authorization", "Content-Type"},
 			Credentials: true, MaxAge: 10 * time.Minute,
 		},
-		Routes: map[string]policy.RouteConfig{routeKey(t, "GET /items"): {Auth: authMode(policy.AuthNone)}},
+		Routes: map[string]policy.RouteConfig{"GET /items": {Auth: authMode(policy.AuthNone)}},
 	})})
 	claimsWorker(e, &calls, "GET /items", "POST /items", "DELETE /items/{id}")
 	s := e.spy()
@@ -466,7 +461,7 @@ func TestRateLimit(t *testing.T) {
 		// between two requests of one test, small enough to recover soon.
 		RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: time.Second}, Burst: 3, Key: policy.Key{Kind: policy.KeyHeader, Name: "X-Client"}},
 		Routes: map[string]policy.RouteConfig{
-			routeKey(t, "POST /orders"): {RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: 2 * time.Second}, Burst: 1, Key: policy.Key{Kind: policy.KeyHeader, Name: "X-Client"}}},
+			"POST /orders": {RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: 2 * time.Second}, Burst: 1, Key: policy.Key{Kind: policy.KeyHeader, Name: "X-Client"}}},
 		},
 	})})
 	var calls atomic.Int32
@@ -560,4 +555,25 @@ func TestRateLimit(t *testing.T) {
 			t.Errorf("policy_denied_total %v", got)
 		}
 	})
+}
+
+// TestPolicyPatternMethod: a pattern's policies apply to its method only;
+// POST under a GET-only "none" pattern still needs a token.
+func TestPolicyPatternMethod(t *testing.T) {
+	k := ecKey(t, "k1")
+	srv := newJWKSServer(t, jwks(t, k))
+	e := newEnv(t, proxy.Config{Policies: newPolicies(t, policy.Config{
+		JWT:    &policy.JWTConfig{JWKS: srv.url(), Issuer: testIssuer, Audience: testAudience},
+		Routes: map[string]policy.RouteConfig{"GET /pub/{p...}": {Auth: authMode(policy.AuthNone)}},
+	})})
+	var calls atomic.Int32
+	claimsWorker(e, &calls, "GET /pub/{id}", "POST /pub/{id}")
+	if resp, body := e.do("GET", "/pub/1", "", nil); resp.StatusCode != 200 {
+		t.Errorf("GET /pub/1: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := e.do("HEAD", "/pub/1", "", nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD /pub/1: %d %s", resp.StatusCode, body)
+	}
+	resp, body := e.do("POST", "/pub/1", "", nil)
+	checkProblem(t, resp, body, 401)
 }

@@ -115,6 +115,12 @@ func (t *table) publishLocked() {
 	for _, rt := range t.byKey {
 		rs = append(rs, rt)
 	}
+	sortRoutes(rs)
+	t.snapshot.Store(&rs)
+}
+
+// sortRoutes orders rs most specific first.
+func sortRoutes(rs routes) {
 	sort.Slice(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]
 		if a.subject == b.subject {
@@ -123,7 +129,6 @@ func (t *table) publishLocked() {
 		}
 		return moreSpecific(a.toks, b.toks)
 	})
-	t.snapshot.Store(&rs)
 }
 
 // moreSpecific orders subscriptions token by token: a literal before "*",
