@@ -48,7 +48,7 @@ func (c *Config) validatePolicies() []error {
 	}
 	g := &c.Gateway
 	if g.HasJWT() {
-		if err := policy.CheckJWKSSource(g.Auth.JWT.JWKS, c.Dir); err != nil {
+		if err := policy.CheckJWKSSource(g.Auth.JWT.JWKS); err != nil {
 			add("gateway.auth.jwt.jwks", "%v", err)
 		}
 	}

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,9 +50,6 @@ func TestParsePolicies(t *testing.T) {
 // TestPolicyErrors: each mistake is reported at its file, line and key.
 func TestPolicyErrors(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"keys":[]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	jwt := "gateway:\n  auth:\n    jwt:\n      jwks: https://login.example.com/jwks.json\n"
 	tests := []struct {
 		name, yaml, want string
@@ -63,10 +58,6 @@ func TestPolicyErrors(t *testing.T) {
 			`metro.yaml:4: gateway.auth.jwt.jwks: "https:///jwks.json" has no host`},
 		{"JWKS of another scheme", "gateway:\n  auth:\n    jwt:\n      jwks: ftp://x/jwks.json\n",
 			`metro.yaml:4: gateway.auth.jwt.jwks: "ftp://x/jwks.json": a JWKS URL must be http:// or https://`},
-		{"JWKS file missing", "gateway:\n  auth:\n    jwt:\n      jwks: nope.json\n",
-			`metro.yaml:4: gateway.auth.jwt.jwks: reading JWKS file:`},
-		{"JWKS file without keys", "gateway:\n  auth:\n    jwt:\n      jwks: keys.json\n",
-			`metro.yaml:4: gateway.auth.jwt.jwks: JWKS file`},
 		{"JWKS missing", "gateway:\n  auth:\n    jwt:\n      issuer: x\n",
 			`metro.yaml:3: gateway.auth.jwt.jwks: is required`},
 		{"unknown key kind", "gateway:\n  rate_limit: {rate: 10/s, key: user:sub}\n",

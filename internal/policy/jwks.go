@@ -74,9 +74,9 @@ type fileStamp struct {
 	mod  time.Time
 }
 
-// CheckJWKSSource reports whether src can name a JWKS: an http(s) URL with
-// a host, or a path (relative to dir) of a readable file holding one.
-func CheckJWKSSource(src, dir string) error {
+// CheckJWKSSource reports whether src can name a JWKS: an http(s) URL
+// with a host, or else a file path (whose content CheckJWKSFile checks).
+func CheckJWKSSource(src string) error {
 	if src == "" {
 		return errors.New("is required: a JWKS URL (https://issuer/.well-known/jwks.json) or a file path")
 	}
@@ -92,6 +92,15 @@ func CheckJWKSSource(src, dir string) error {
 	}
 	if strings.Contains(src, "://") {
 		return fmt.Errorf("%q: a JWKS URL must be http:// or https://", src)
+	}
+	return nil
+}
+
+// CheckJWKSFile reports whether src, when it is a file path (relative to
+// dir), names a readable JWKS with at least one usable key.
+func CheckJWKSFile(src, dir string) error {
+	if err := CheckJWKSSource(src); err != nil || isURL(src) {
+		return err
 	}
 	_, err := readKeyFile(resolve(src, dir))
 	return err
@@ -112,7 +121,7 @@ func resolve(p, dir string) string {
 // dir). A file is read now, and must hold at least one usable key; a URL
 // is fetched by Run, or by the first lookup.
 func NewKeySet(src, dir string, opts KeySetOptions) (*KeySet, error) {
-	if err := CheckJWKSSource(src, dir); err != nil {
+	if err := CheckJWKSSource(src); err != nil {
 		return nil, err
 	}
 	if opts.Client == nil {

@@ -24,6 +24,11 @@ func PoliciesFrom(c *config.Config) (*policy.Set, error) {
 	any := false
 	if g.HasJWT() {
 		j := g.Auth.JWT
+		// Read now, so that a bad file is reported at its key; metro.yaml
+		// loads without it, for metro token --new-key to write it.
+		if err := policy.CheckJWKSFile(j.JWKS, c.Dir); err != nil {
+			return nil, c.Errorf("gateway.auth.jwt.jwks", "%v", err)
+		}
 		pc.JWT = &policy.JWTConfig{JWKS: j.JWKS, Issuer: j.Issuer, Audience: j.Audience}
 		any = true
 	}
