@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/policy"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -576,4 +577,31 @@ func TestPolicyPatternMethod(t *testing.T) {
 	}
 	resp, body := e.do("POST", "/pub/1", "", nil)
 	checkProblem(t, resp, body, 401)
+}
+
+// TestPoliciesFromErrors: a JWKS file that cannot serve is reported at
+// the file, line and key that name it.
+func TestPoliciesFromErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "empty.json"), []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret.json"), []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ file, want string }{
+		{"nope.json", "metro.yaml:4: gateway.auth.jwt.jwks: reading JWKS file:"},
+		{"empty.json", "metro.yaml:4: gateway.auth.jwt.jwks: JWKS file " + filepath.Join(dir, "empty.json") + ": holds no public signing key"},
+		{"secret.json", "holds no public signing key"},
+	}
+	for _, tc := range tests {
+		c, err := config.Parse("metro.yaml", dir, []byte("gateway:\n  auth:\n    jwt:\n      jwks: "+tc.file+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = proxy.PoliciesFrom(c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.file, err, tc.want)
+		}
+	}
 }
