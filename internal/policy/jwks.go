@@ -125,7 +125,9 @@ func NewKeySet(src, dir string, opts KeySetOptions) (*KeySet, error) {
 		return nil, err
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: fetchTimeout}
+		// A transport of its own, whose idle connections Run closes when
+		// it ends: a replaced key set leaves no connection behind.
+		opts.Client = &http.Client{Timeout: fetchTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	opts.Refresh = or(opts.Refresh, DefaultKeyRefresh)
 	opts.UnknownKIDRefresh = or(opts.UnknownKIDRefresh, DefaultUnknownKIDRefresh)
@@ -318,6 +320,7 @@ func publicKey(k any) (crypto.PublicKey, bool) {
 // Run keeps the set fresh until ctx ends: a URL is fetched now and every
 // Refresh, a file is checked every FileCheck.
 func (k *KeySet) Run(ctx context.Context) {
+	defer k.opts.Client.CloseIdleConnections()
 	every := k.opts.Refresh
 	if k.file {
 		every = k.opts.FileCheck

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/leaktest"
+	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/policy"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
@@ -604,4 +607,46 @@ func TestPoliciesFromErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.file, err, tc.want)
 		}
 	}
+}
+
+// TestPoliciesLeaveNoGoroutines: the key refreshing of a policy set stops
+// when the gateway replaces the set and when its Run ends, with no
+// connection to the JWKS server left open.
+func TestPoliciesLeaveNoGoroutines(t *testing.T) {
+	ns := natstest.Run(t)
+	nc := natstest.Connect(t, ns)
+	k := ecKey(t, "k1")
+	srv := newJWKSServer(t, jwks(t, k))
+	base := runtime.NumGoroutine()
+
+	cfg := policy.Config{JWT: &policy.JWTConfig{JWKS: srv.url(), Issuer: testIssuer, Audience: testAudience}}
+	gw, err := proxy.New(nc, proxy.Config{Logger: quiet, DiscoveryInterval: 50 * time.Millisecond, Policies: newPolicies(t, cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	fetchedBy := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); srv.fetches.Load() < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d JWKS fetches, want %d", srv.fetches.Load(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	fetchedBy(1)
+	if err := gw.SetPolicies(newPolicies(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	fetchedBy(2)
+	if gw.Policies().Verifier().Keys().Len() != 1 {
+		t.Error("the new set has no keys")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	leaktest.Settle(t, base)
 }
