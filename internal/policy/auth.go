@@ -111,19 +111,27 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return &Claims{Raw: payload, Map: mc}, nil
 }
 
-// BearerToken returns the token of an "Authorization: Bearer" header
-// (RFC 6750 2.1); ok is false when there is none.
-func BearerToken(h http.Header) (token string, ok bool) {
+// BearerToken reads the token of an "Authorization: Bearer" header (RFC
+// 6750 2.1). ok is false when the request offers no bearer token (no
+// header, or another scheme); malformed is true for a Bearer header
+// without a token, or more than one Authorization header.
+func BearerToken(h http.Header) (token string, ok, malformed bool) {
 	v := h["Authorization"]
-	if len(v) != 1 {
-		return "", false
+	switch {
+	case len(v) == 0:
+		return "", false, false
+	case len(v) > 1:
+		return "", false, true
 	}
-	scheme, tok, found := strings.Cut(v[0], " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(v[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, false
 	}
 	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
+	if tok == "" {
+		return "", false, true
+	}
+	return tok, true, false
 }
 
 // challenge is a WWW-Authenticate value (RFC 6750 3): without an error

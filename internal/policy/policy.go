@@ -145,7 +145,7 @@ type Request struct {
 
 // Verdict is Admit's answer. With Status 0 the request goes on, carrying
 // Claims when a token was verified. Otherwise it is refused with Status
-// (401, 403 or 429) and Detail, headers such as WWW-Authenticate already
+// (400, 401, 403 or 429) and Detail, headers such as WWW-Authenticate already
 // set; Written means Admit has answered already (a preflight).
 type Verdict struct {
 	Status     int
@@ -178,10 +178,12 @@ func (s *Set) Admit(w http.ResponseWriter, r *http.Request, req Request) Verdict
 	}
 	var v Verdict
 	if s.verifier != nil && rp.auth != AuthNone {
-		tok, present := BearerToken(r.Header)
-		if !present && r.Header.Get("Authorization") != "" {
-			h["Www-Authenticate"] = []string{challenge("invalid_request", "Authorization must be one Bearer token")}
-			return Verdict{Status: http.StatusUnauthorized, Detail: "the Authorization header is not one Bearer token"}
+		tok, present, malformed := BearerToken(r.Header)
+		if malformed {
+			// RFC 6750 3.1: a malformed request is 400, not 401.
+			const d = "the request must carry one Authorization: Bearer header with a token"
+			h["Www-Authenticate"] = []string{challenge("invalid_request", d)}
+			return Verdict{Status: http.StatusBadRequest, Detail: d}
 		}
 		switch {
 		case present:

@@ -183,6 +183,8 @@ func TestJWTAuth(t *testing.T) {
 		{"HS256 keyed with the JWKS", hmac, 401, "invalid_token"},
 		{"wrong key", mint(t, impostor, claims("alice", nil)), 401, "invalid_token"},
 		{"garbage", "not.a.token", 401, "invalid_token"},
+		{"empty bearer", " ", 400, "invalid_request"},
+		{"another scheme", "Basic YWxpY2U6c2VjcmV0", 401, ""},
 	}
 	for _, src := range []struct{ name, jwks string }{{"url", srv.url()}, {"file", file}} {
 		t.Run(src.name, func(t *testing.T) {
@@ -195,7 +197,10 @@ func TestJWTAuth(t *testing.T) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					hdr := map[string]string{}
-					if tc.token != "" {
+					switch {
+					case strings.HasPrefix(tc.token, "Basic "):
+						hdr["Authorization"] = tc.token
+					case tc.token != "":
 						hdr["Authorization"] = "Bearer " + tc.token
 					}
 					before := calls.Load()
@@ -649,4 +654,32 @@ func TestPoliciesLeaveNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaktest.Settle(t, base)
+}
+
+// TestRateLimitByAddress: the ip key counts the client behind trusted
+// proxies, the rightmost address in X-Forwarded-For that is not one, so a
+// client cannot escape its bucket by prepending addresses.
+func TestRateLimitByAddress(t *testing.T) {
+	e := newEnv(t, proxy.Config{Policies: newPolicies(t, policy.Config{
+		RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: time.Hour}, Burst: 1, Key: policy.Key{Kind: policy.KeyIP}},
+	})})
+	var calls atomic.Int32
+	claimsWorker(e, &calls, "GET /items")
+	via := func(xff string) int {
+		resp, _ := e.do("GET", "/items", "", map[string]string{"X-Forwarded-For": xff})
+		return resp.StatusCode
+	}
+	// The test client is on loopback, a trusted proxy by default.
+	if st := via("203.0.113.1"); st != 200 {
+		t.Fatalf("first request of 203.0.113.1: %d", st)
+	}
+	if st := via("198.51.100.9, 203.0.113.1"); st != 429 {
+		t.Errorf("203.0.113.1 behind a forged hop: %d, want 429", st)
+	}
+	if st := via("203.0.113.1, 10.0.0.7"); st != 429 {
+		t.Errorf("203.0.113.1 behind a trusted hop: %d, want 429", st)
+	}
+	if st := via("203.0.113.2"); st != 200 {
+		t.Errorf("another client: %d", st)
+	}
 }
