@@ -143,3 +143,63 @@ func isToken(s string) bool {
 	}
 	return http.CanonicalHeaderKey(s) != ""
 }
+
+// setPolicy assigns one policy key from an environment variable or flag
+// (see Env); it creates the blocks it needs, as the file would.
+func (c *Config) setPolicy(key, v string) error {
+	g := &c.Gateway
+	jwt := func() *JWT {
+		if g.Auth == nil {
+			g.Auth = &Auth{}
+		}
+		if g.Auth.JWT == nil {
+			g.Auth.JWT = &JWT{}
+		}
+		return g.Auth.JWT
+	}
+	switch key {
+	case "gateway.auth.jwt.jwks":
+		if err := policy.CheckJWKSSource(v); err != nil {
+			return err
+		}
+		jwt().JWKS = v
+	case "gateway.auth.jwt.issuer":
+		jwt().Issuer = v
+	case "gateway.auth.jwt.audience":
+		jwt().Audience = v
+	case "gateway.cors.origins":
+		var origins []string
+		for o := range strings.SplitSeq(v, ",") {
+			o = strings.TrimSpace(o)
+			if err := policy.CheckOrigin(o); err != nil {
+				return err
+			}
+			origins = append(origins, o)
+		}
+		if g.CORS == nil {
+			g.CORS = &CORS{}
+		}
+		g.CORS.Origins = origins
+	case "gateway.rate_limit.rate":
+		if _, err := policy.ParseRate(v); err != nil {
+			return err
+		}
+		if g.RateLimit == nil {
+			g.RateLimit = &RateLimit{}
+		}
+		g.RateLimit.Rate = v
+	default:
+		return fmt.Errorf("%s cannot be set from the environment or a flag", key)
+	}
+	return nil
+}
+
+// SetPolicy is setPolicy for flags: it also records source (the flag) as
+// where key was set, so a problem with the value names it.
+func (c *Config) SetPolicy(key, v, source string) error {
+	if err := c.setPolicy(key, v); err != nil {
+		return &Error{File: c.Path, Key: key, Source: source, Msg: err.Error()}
+	}
+	c.SetBy(key, source)
+	return nil
+}

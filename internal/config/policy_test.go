@@ -97,3 +97,33 @@ func TestPolicyErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyEnv: the policy variables set their keys, creating the blocks
+// they belong to, and a bad value is reported under the variable.
+func TestPolicyEnv(t *testing.T) {
+	c, err := Parse("metro.yaml", t.TempDir(), []byte("name: p\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"METRO_JWKS": "https://login.example.com/jwks.json", "METRO_JWT_ISSUER": "https://login.example.com/",
+		"METRO_JWT_AUDIENCE": "shop", "METRO_CORS_ORIGINS": "https://a.example.com, https://b.example.com",
+		"METRO_RATE_LIMIT": "50/s",
+	}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := c.Gateway
+	if *g.Auth.JWT != (JWT{JWKS: env["METRO_JWKS"], Issuer: env["METRO_JWT_ISSUER"], Audience: "shop"}) ||
+		len(g.CORS.Origins) != 2 || g.CORS.Origins[1] != "https://b.example.com" || g.RateLimit.Rate != "50/s" {
+		t.Errorf("gateway %+v %+v %+v %+v", g.Auth.JWT, g.CORS, g.RateLimit, g)
+	}
+	bad := map[string]string{"METRO_RATE_LIMIT": "fast"}
+	err = c.ApplyEnv(func(k string) string { return bad[k] })
+	if err == nil || !strings.HasPrefix(err.Error(), `METRO_RATE_LIMIT: "fast" is not a rate`) {
+		t.Errorf("bad METRO_RATE_LIMIT: %v", err)
+	}
+}
