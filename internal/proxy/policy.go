@@ -109,7 +109,14 @@ func newPolicyState(s *policy.Set, prefix string) (*policyState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy route %q: %w", p, err)
 		}
-		st.patterns = append(st.patterns, &route{key: p, subject: r.Subject, toks: strings.Split(r.Subject, "."), method: r.Method})
+		toks := strings.Split(r.Subject, ".")
+		st.patterns = append(st.patterns, &route{key: p, subject: r.Subject, toks: toks, method: r.Method})
+		if last := len(toks) - 1; r.Method == http.MethodGet && toks[last] == http.MethodGet {
+			// HEAD travels on its own subject and takes GET's policies,
+			// as ServeMux serves it with GET's handler.
+			head := append(slices.Clone(toks[:last]), http.MethodHead)
+			st.patterns = append(st.patterns, &route{key: p, subject: strings.Join(head, "."), toks: head, method: http.MethodHead})
+		}
 	}
 	sortRoutes(st.patterns)
 	return st, nil

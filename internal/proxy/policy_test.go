@@ -572,11 +572,17 @@ func TestPolicyPatternMethod(t *testing.T) {
 	k := ecKey(t, "k1")
 	srv := newJWKSServer(t, jwks(t, k))
 	e := newEnv(t, proxy.Config{Policies: newPolicies(t, policy.Config{
-		JWT:    &policy.JWTConfig{JWKS: srv.url(), Issuer: testIssuer, Audience: testAudience},
-		Routes: map[string]policy.RouteConfig{"GET /pub/{p...}": {Auth: authMode(policy.AuthNone)}},
+		JWT: &policy.JWTConfig{JWKS: srv.url(), Issuer: testIssuer, Audience: testAudience},
+		Routes: map[string]policy.RouteConfig{
+			"GET /pub/{p...}": {Auth: authMode(policy.AuthNone)},
+			"GET /exact":      {Auth: authMode(policy.AuthNone)},
+		},
 	})})
 	var calls atomic.Int32
-	claimsWorker(e, &calls, "GET /pub/{id}", "POST /pub/{id}")
+	claimsWorker(e, &calls, "GET /pub/{id}", "POST /pub/{id}", "GET /exact")
+	if resp, body := e.do("HEAD", "/exact", "", nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD /exact: %d %s", resp.StatusCode, body)
+	}
 	if resp, body := e.do("GET", "/pub/1", "", nil); resp.StatusCode != 200 {
 		t.Errorf("GET /pub/1: %d %s", resp.StatusCode, body)
 	}
