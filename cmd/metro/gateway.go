@@ -35,6 +35,9 @@ type gatewayOptions struct {
 	pprof      bool
 	auth       natsconn.Auth
 	changed    func(string) bool
+	// Edge policies; more of them in metro.yaml.
+	jwks, jwtIssuer, jwtAudience string
+	corsOrigins, rateLimit       string
 }
 
 func newGatewayCmd(io *iostreams.IOStreams) *cobra.Command {
@@ -67,6 +70,11 @@ defaults.`,
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address")
+	f.StringVar(&o.jwks, "jwks", "", "JWKS URL or file that bearer tokens are verified against (gateway.auth.jwt.jwks)")
+	f.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required token issuer (gateway.auth.jwt.issuer)")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "", "required token audience (gateway.auth.jwt.audience)")
+	f.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated origins allowed by CORS (gateway.cors.origins)")
+	f.StringVar(&o.rateLimit, "rate-limit", "", "global rate limit per client address, e.g. 100/s (gateway.rate_limit.rate)")
 	f.StringVar(&o.auth.Creds, "creds", "", "NATS credentials file")
 	f.StringVar(&o.auth.NKey, "nkey", "", "NATS nkey seed file")
 	f.StringVar(&o.auth.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
@@ -101,6 +109,19 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 			g.TrustedProxies = []string{}
 		}
 	})
+	for _, p := range []struct{ flag, key, v string }{
+		{"jwks", "gateway.auth.jwt.jwks", o.jwks},
+		{"jwt-issuer", "gateway.auth.jwt.issuer", o.jwtIssuer},
+		{"jwt-audience", "gateway.auth.jwt.audience", o.jwtAudience},
+		{"cors-origins", "gateway.cors.origins", o.corsOrigins},
+		{"rate-limit", "gateway.rate_limit.rate", o.rateLimit},
+	} {
+		if o.changed(p.flag) {
+			if err := cfg.SetPolicy(p.key, p.v, "--"+p.flag); err != nil {
+				return usageErr(err)
+			}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
 	}

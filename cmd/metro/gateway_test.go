@@ -73,3 +73,27 @@ func TestGatewayCommandNamesTheBadFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayCommandPolicyFlags: a bad policy flag is a usage error named
+// after the flag, and one that needs another key says which.
+func TestGatewayCommandPolicyFlags(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "metro.yaml"), []byte("name: p\ngateway:\n  cors: {origins: [\"*\"]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--jwks", "ftp://x/keys"}, `metro: --jwks: "ftp://x/keys": a JWKS URL must be http:// or https://`},
+		{[]string{"--rate-limit", "lots"}, `metro: --rate-limit: "lots" is not a rate (write e.g. 100/s, 5/m, 1000/h)`},
+		{[]string{"--cors-origins", "https://a.example.com/x"}, `metro: --cors-origins: "https://a.example.com/x" is not an origin`},
+	}
+	for _, tc := range tests {
+		code, _, stderr := runCLI(t, append([]string{"gateway"}, tc.args...)...)
+		if code != 2 || !strings.HasPrefix(strings.TrimSpace(stderr), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/metropolis-dev/metro/examples/shop/catalog"
 	"github.com/metropolis-dev/metro/examples/shop/orders"
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/devtoken"
 	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
@@ -23,6 +24,7 @@ import (
 type shop struct {
 	t       *testing.T
 	url     string
+	token   string // sent as a bearer token when set
 	gw      *proxy.Gateway
 	catalog func() // stops the catalog worker
 }
@@ -39,7 +41,11 @@ func start(t *testing.T) *shop {
 	}
 	ns := natstest.Run(t)
 	gw, srv := metrotest.StartGateway(t, natstest.Connect(t, ns), gcfg)
-	s := &shop{t: t, url: srv.URL, gw: gw}
+	var tok strings.Builder
+	if err := devtoken.Run(devtoken.Options{Config: cfg, Sub: "alice", Out: &tok, ErrOut: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	s := &shop{t: t, url: srv.URL, gw: gw, token: strings.TrimSpace(tok.String())}
 	s.catalog = metrotest.StartWorker(t, ns.ClientURL(), "catalog", metrotest.Routes(catalog.Routes()))
 	metrotest.StartWorker(t, ns.ClientURL(), "orders", func(w *metro.Worker) map[string]http.HandlerFunc { return orders.New(w.Client()).Routes() })
 	metrotest.WaitRoutes(t, gw, "GET /products", "GET /products/{id}", "POST /orders", "GET /orders", "GET /orders/{id}")
@@ -51,6 +57,9 @@ func (s *shop) call(method, path, body string) (int, http.Header, map[string]any
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -93,7 +102,7 @@ func TestShop(t *testing.T) {
 			}
 		}},
 		{"create order", "POST", "/orders", `{"items":[{"product":"apple","quantity":3},{"product":"cherry","quantity":1}]}`, 201, "application/json", func(t *testing.T, v map[string]any) {
-			if v["total"] != float64(3*50+400) || v["id"] != "1" {
+			if v["total"] != float64(3*50+400) || v["id"] != "1" || v["customer"] != "alice" {
 				t.Errorf("order: %v", v)
 			}
 		}},
@@ -163,5 +172,19 @@ func TestOrderWhenCatalogIsDown(t *testing.T) {
 	status, h, _ := s.call("GET", "/products/apple", "")
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
 		t.Errorf("GET /products/apple with catalog down: %d Retry-After=%q", status, h.Get("Retry-After"))
+	}
+}
+
+// Placing an order needs a token from the project's JWKS (metro token);
+// browsing does not.
+func TestOrderNeedsToken(t *testing.T) {
+	s := start(t)
+	s.token = ""
+	status, h, v := s.call("POST", "/orders", `{"items":[{"product":"apple","quantity":1}]}`)
+	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("order without a token: %d %v %v", status, h.Get("WWW-Authenticate"), v)
+	}
+	if status, _, v := s.call("GET", "/products/apple", ""); status != http.StatusOK {
+		t.Errorf("browsing without a token: %d %v", status, v)
 	}
 }

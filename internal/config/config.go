@@ -42,6 +42,10 @@ type Gateway struct {
 	// request bodies held at once (0: no limit); see memory.go.
 	MaxInFlight   int      `yaml:"max_in_flight"`
 	MaxBodyMemory ByteSize `yaml:"max_body_memory"`
+	// Edge policies (policy.go).
+	Auth      *Auth      `yaml:"auth"`
+	CORS      *CORS      `yaml:"cors"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // BodyMemory is the budget for request bodies held at once (0: none): at
@@ -58,6 +62,10 @@ func (g Gateway) BodyMemory() ByteSize {
 type RouteConfig struct {
 	Match   string   `yaml:"match"`   // a ServeMux pattern, e.g. "POST /orders"
 	Timeout Duration `yaml:"timeout"` // 0: the gateway default
+	// Auth is required, optional or none; "" is required once
+	// gateway.auth.jwt is set.
+	Auth      string     `yaml:"auth"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // NATS is the nats block.

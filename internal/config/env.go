@@ -20,6 +20,11 @@ var Env = []struct{ Var, Key string }{
 	{"METRO_MAX_BODY_MEMORY", "gateway.max_body_memory"},
 	{"METRO_TRUSTED_PROXIES", "gateway.trusted_proxies"},
 	{"NATS_URL", "nats.url"},
+	{"METRO_JWKS", "gateway.auth.jwt.jwks"},
+	{"METRO_JWT_ISSUER", "gateway.auth.jwt.issuer"},
+	{"METRO_JWT_AUDIENCE", "gateway.auth.jwt.audience"},
+	{"METRO_CORS_ORIGINS", "gateway.cors.origins"},
+	{"METRO_RATE_LIMIT", "gateway.rate_limit.rate"},
 }
 
 // ApplyEnv overrides the file with the environment (an empty variable is
@@ -111,6 +116,8 @@ func (c *Config) set(key, v string) error {
 		g.TrustedProxies = cidrs
 	case "nats.url":
 		c.NATS.URL = v
+	default:
+		return c.setPolicy(key, v)
 	}
 	return nil
 }

@@ -64,6 +64,7 @@ func (c *Config) Validate() error {
 			add(key+".timeout", "must be greater than 0 (leave it out for the gateway default)")
 		}
 	}
+	errs = append(errs, c.validatePolicies()...)
 	if c.NATS.Port < 0 || c.NATS.Port > 65535 {
 		add("nats.port", "%d is not a port (0 to 65535; 0 picks a free one)", c.NATS.Port)
 	}

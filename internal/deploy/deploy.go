@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -224,6 +226,8 @@ type gatewayData struct {
 	MaxBody                  int64
 	Resources                config.Resources
 	MemLimit                 string
+	// JWKS is a JWKS file's content for the ConfigMap, "" for none.
+	JWKS string
 }
 
 type worker struct {
@@ -383,7 +387,14 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.ConfigHash = hash(g.ConfigYAML)
+	if p := jwksFile(c); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, c.Errorf("gateway.auth.jwt.jwks", "%v", err)
+		}
+		g.JWKS = string(data)
+	}
+	g.ConfigHash = hash(g.ConfigYAML + g.JWKS)
 
 	// Workers
 	for _, name := range slices.Sorted(maps.Keys(c.Workers)) {
@@ -490,20 +501,25 @@ func memLimit(r config.Resources) string {
 // gateway must listen on every interface.
 func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int, limits memoryLimits) (string, error) {
 	type route struct {
-		Match   string          `yaml:"match"`
-		Timeout config.Duration `yaml:"timeout,omitempty"`
+		Match     string            `yaml:"match"`
+		Timeout   config.Duration   `yaml:"timeout,omitempty"`
+		Auth      string            `yaml:"auth,omitempty"`
+		RateLimit *config.RateLimit `yaml:"rate_limit,omitempty"`
 	}
 	type gateway struct {
-		Listen         string          `yaml:"listen"`
-		Admin          string          `yaml:"admin"`
-		Prefix         string          `yaml:"prefix,omitempty"`
-		Timeout        config.Duration `yaml:"timeout"`
-		MaxBody        config.ByteSize `yaml:"max_body"`
-		TrustedProxies []string        `yaml:"trusted_proxies,omitempty"`
-		Routes         []route         `yaml:"routes,omitempty"`
-		RouteTTL       config.Duration `yaml:"route_ttl"`
-		MaxInFlight    int             `yaml:"max_in_flight"`
-		MaxBodyMemory  config.ByteSize `yaml:"max_body_memory"`
+		Listen         string            `yaml:"listen"`
+		Admin          string            `yaml:"admin"`
+		Prefix         string            `yaml:"prefix,omitempty"`
+		Timeout        config.Duration   `yaml:"timeout"`
+		MaxBody        config.ByteSize   `yaml:"max_body"`
+		TrustedProxies []string          `yaml:"trusted_proxies,omitempty"`
+		Routes         []route           `yaml:"routes,omitempty"`
+		RouteTTL       config.Duration   `yaml:"route_ttl"`
+		MaxInFlight    int               `yaml:"max_in_flight"`
+		MaxBodyMemory  config.ByteSize   `yaml:"max_body_memory"`
+		Auth           *config.Auth      `yaml:"auth,omitempty"`
+		CORS           *config.CORS      `yaml:"cors,omitempty"`
+		RateLimit      *config.RateLimit `yaml:"rate_limit,omitempty"`
 	}
 	type file struct {
 		Name    string            `yaml:"name"`
@@ -522,11 +538,22 @@ func gatewayFile(c *config.Config, natsURL string, httpPort, adminPort int, limi
 			RouteTTL:       c.Gateway.RouteTTL,
 			MaxInFlight:    limits.maxInFlight,
 			MaxBodyMemory:  limits.maxBodyMemory,
+			CORS:           c.Gateway.CORS,
+			RateLimit:      c.Gateway.RateLimit,
 		},
 		NATS: map[string]string{"url": natsURL},
 	}
+	if c.Gateway.HasJWT() {
+		jwt := *c.Gateway.Auth.JWT
+		if jwksFile(c) != "" {
+			// The file travels in the same ConfigMap, mounted beside
+			// metro.yaml, so the relative name finds it.
+			jwt.JWKS = jwksKey
+		}
+		f.Gateway.Auth = &config.Auth{JWT: &jwt}
+	}
 	for _, r := range c.Gateway.Routes {
-		f.Gateway.Routes = append(f.Gateway.Routes, route(r))
+		f.Gateway.Routes = append(f.Gateway.Routes, route{Match: r.Match, Timeout: r.Timeout, Auth: r.Auth, RateLimit: r.RateLimit})
 	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -559,6 +586,26 @@ func trustedProxies(c *config.Config) []string {
 		return c.Deploy.Ingress.TrustedProxies
 	}
 	return ingressTrust
+}
+
+// jwksKey is the gateway ConfigMap's key, and so the file name beside
+// metro.yaml, of a JWKS given as a file.
+const jwksKey = "jwks.json"
+
+// jwksFile is the path of gateway.auth.jwt.jwks when it names a file
+// rather than a URL (which the pods fetch themselves), else "".
+func jwksFile(c *config.Config) string {
+	if !c.Gateway.HasJWT() {
+		return ""
+	}
+	src := c.Gateway.Auth.JWT.JWKS
+	if strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://") {
+		return ""
+	}
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(c.Dir, src)
+	}
+	return src
 }
 
 func hash(s string) string {

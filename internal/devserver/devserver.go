@@ -29,6 +29,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/policy"
 )
 
 // Options is what a metro dev run needs.
@@ -154,6 +155,8 @@ func Run(ctx context.Context, o Options) error {
 		force:   make(chan struct{}),
 
 		gatewayRoutes: gw.Gateway().Routes,
+		reload:        func() (*config.Config, error) { return loadConfig(o) },
+		setPolicies:   gw.Gateway().SetPolicies,
 	}
 	wctx, wstop := context.WithCancel(context.WithoutCancel(ctx))
 	defer wstop()
@@ -301,6 +304,11 @@ type session struct {
 	bus     *busAuth // nil when the server is not metro dev's
 	// gatewayRoutes lists the patterns in the gateway's route table.
 	gatewayRoutes func() []string
+	// reload reads metro.yaml again; setPolicies installs the gateway's
+	// edge policies (see applyConfig).
+	reload      func() (*config.Config, error)
+	setPolicies func(*policy.Set) error
+	applied     *config.Config // the config last applied; only watchConfig uses it
 
 	mu    sync.Mutex
 	ready bool // the state file is written
@@ -474,8 +482,8 @@ func (d *session) awaitGateway(ctx context.Context, svcs []discovery.Service, ti
 	}
 }
 
-// watchConfig tells the user when metro.yaml changes: workers, ports and
-// the gateway are set up once, so a change needs a restart.
+// watchConfig applies a changed metro.yaml: the gateway's policies at
+// once, and for the rest it tells the user to restart (see applyConfig).
 func (d *session) watchConfig(ctx context.Context, quiet time.Duration) {
 	if d.cfg.Path == "" {
 		return
@@ -498,7 +506,7 @@ func (d *session) watchConfig(ctx context.Context, quiet time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-			d.con.printf("%s changed; restart metro dev (Ctrl-C, then run it again) to apply it", filepath.Base(d.cfg.Path))
+			d.applyConfig()
 		}
 	}
 }

@@ -29,8 +29,18 @@ func ConfigFrom(c *config.Config) (Config, error) {
 		if _, err := routeOf(r.Match, g.Prefix); err != nil {
 			return out, c.Errorf(fmt.Sprintf("gateway.routes[%d].match", i), "%v", err)
 		}
+		if r.Timeout == 0 && (r.Auth != "" || r.RateLimit != nil) {
+			// Only policies: they apply to the routes the pattern
+			// matches, and declare none.
+			continue
+		}
 		out.Routes = append(out.Routes, RouteConfig{Match: r.Match, Timeout: r.Timeout.Std()})
 	}
+	p, err := PoliciesFrom(c)
+	if err != nil {
+		return out, err
+	}
+	out.Policies = p
 	return out, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/policy"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// redial, when set, connects anew to the cluster, for a handoff away
 	// from a server entering lame duck mode (see Server).
 	redial func() (*nats.Conn, error)
+	// Policies are the edge policies (auth, CORS, rate limits); nil for
+	// none. See PoliciesFrom.
+	Policies *policy.Set
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -95,6 +99,7 @@ type Gateway struct {
 	log            *slog.Logger
 	access         slog.Handler // the access log's, nil for none
 	ready          atomic.Bool
+	policies       policies
 }
 
 // New returns a gateway on nc. Call Run to learn routes.
@@ -134,6 +139,11 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	g.metrics = newMetrics(reg, nc, func() int { return len(g.table.load()) })
 	g.limits = newLimits(cfg, reg)
 	g.unmatched = g.metrics.forRoute(unmatchedRoute)
+	ps, err := newPolicyState(cfg.Policies, g.prefix)
+	if err != nil {
+		return nil, err
+	}
+	g.policies.init(ps, reg)
 	g.table.newRoute = func(r *route) {
 		r.metrics = g.metrics.forRoute(r.pattern)
 		g.log.Info("route added", "route", r.pattern, "subject", r.subject)
@@ -163,6 +173,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer cancel()
 	g.handoff.start(ctx)
 	defer g.handoff.stop()
+	policiesDone := make(chan struct{})
+	defer func() { cancel(); <-policiesDone }()
+	go func() { g.runPolicies(ctx); close(policiesDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- discovery.Follow(ctx, g.nc, g.prefix, g.interval, g.registry) }()
 	// Ready once the replies to the first poll had time to arrive; the
@@ -246,6 +259,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 	x.subject = string(sb)
 	rs := g.table.load()
 	rt, allow := rs.match(x.subject)
+	var claims string
+	if p := g.policies.cur.Load(); p != nil && !g.admit(p, w, r, rid, rs, rt, x, &claims) {
+		return
+	}
 	if rt == nil {
 		if len(allow) > 0 {
 			methods := allowHeader(allow)
@@ -310,6 +327,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		Body:        body,
 		Forwarded:   &wire.Forwarded{For: xff, Host: host, Proto: proto, Untrusted: untrusted},
 		Route:       rt.key,
+		Claims:      claims,
 	}
 	if o := rt.owner.Load(); o != nil {
 		req.Service = *o

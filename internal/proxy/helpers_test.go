@@ -201,7 +201,7 @@ func (e *env) responder(subj string, fn func(m *nats.Msg)) {
 
 // checkProblem asserts that an answer is the gateway's own problem body
 // for status: RFC 9457 JSON with status, title, detail and the request id
-// that X-Request-Id carries, and Retry-After on a 503.
+// that X-Request-Id carries, and Retry-After on a 503 or 429.
 func checkProblem(t testing.TB, resp *http.Response, body string, status int) wire.Problem {
 	t.Helper()
 	if resp.StatusCode != status {
@@ -223,7 +223,7 @@ func checkProblem(t testing.TB, resp *http.Response, body string, status int) wi
 	if rid := resp.Header.Get("X-Request-Id"); p.RequestID == "" || p.RequestID != rid {
 		t.Errorf("problem request_id %q, X-Request-Id %q", p.RequestID, rid)
 	}
-	if ra := resp.Header.Get("Retry-After"); (status == http.StatusServiceUnavailable) != (ra != "") {
+	if ra := resp.Header.Get("Retry-After"); (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) != (ra != "") {
 		t.Errorf("status %d with Retry-After %q", status, ra)
 	}
 	return p

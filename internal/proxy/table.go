@@ -166,8 +166,13 @@ func (t *table) publishLocked() {
 	for _, rt := range t.byKey {
 		rs = append(rs, rt)
 	}
-	sort.Slice(rs, func(i, j int) bool { return before(rs[i], rs[j]) })
+	sortRoutes(rs)
 	t.snapshot.Store(&rs)
+}
+
+// sortRoutes orders rs most specific first.
+func sortRoutes(rs routes) {
+	sort.Slice(rs, func(i, j int) bool { return before(rs[i], rs[j]) })
 }
 
 // before orders the route table: the route ServeMux would prefer first.

@@ -36,6 +36,9 @@ const (
 	// (version 2): when more than one service announces its route, every
 	// group gets the message, and the others decline it.
 	HeaderService = "Metro-Service"
+	// HeaderClaims carries the claims of the bearer token the gateway
+	// verified: the token's payload, base64url JSON (PROTOCOL.md 8).
+	HeaderClaims = "Metro-Claims"
 
 	// Version is the protocol version sent on every request.
 	Version = "2"
@@ -95,6 +98,8 @@ type Request struct {
 	Route string
 	// Service, when set, is sent as Metro-Service.
 	Service string
+	// Claims, when set, is sent as Metro-Claims.
+	Claims string
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -133,7 +138,7 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	// One backing array for the values this function sets: a request
 	// costs one allocation for them instead of one per header.
-	vals := make([]string, 0, 10)
+	vals := make([]string, 0, 11)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -155,6 +160,9 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	if r.Service != "" {
 		set(HeaderService, r.Service)
+	}
+	if r.Claims != "" {
+		set(HeaderClaims, r.Claims)
 	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))

@@ -29,6 +29,8 @@ type Order struct {
 	ID    string `json:"id"`
 	Items []Item `json:"items"`
 	Total int    `json:"total"`
+	// Customer is the subject of the token the gateway verified.
+	Customer string `json:"customer,omitempty"`
 }
 
 // Desk holds the orders; Catalog calls the catalog worker.
@@ -72,6 +74,7 @@ func (d *Desk) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := Order{Items: in.Items}
+	o.Customer, _ = metro.Claims(r)["sub"].(string)
 	for i := range o.Items {
 		price, err := d.price(r, o.Items[i].Product)
 		var unknown errUnknownProduct
