@@ -99,7 +99,13 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	log := o.io.Logger(slog.LevelInfo)
+	// One writer for the gateway's log and its access log, so that their
+	// lines never break each other on stderr.
+	logs := proxy.NewLogWriter(o.io.ErrOut)
+	defer logs.Flush()
+	lio := *o.io
+	lio.ErrOut = logs
+	log := lio.Logger(slog.LevelInfo)
 	sc := proxy.ServerConfig{
 		Listen:        g.Listen,
 		Admin:         g.Admin,
@@ -112,7 +118,7 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 		Pprof:         o.pprof,
 	}
 	if o.accessLog {
-		sc.AccessLog = o.io.ErrOut
+		sc.AccessLog = logs
 	}
 	log.Debug("garbage collection target", "gogc", proxy.TuneGC(os.Getenv))
 	ctx := cmd.Context()

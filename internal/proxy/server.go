@@ -40,7 +40,8 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// AccessLog, when set, gets one entry per request, JSON or (with
-	// AccessLogText) text, written in batches.
+	// AccessLogText) text, written in batches. When Logger writes to the
+	// same output, make both a *LogWriter on it: lines then never break.
 	AccessLog     io.Writer
 	AccessLogText bool
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener.
@@ -61,7 +62,7 @@ type Server struct {
 	admin    *http.Server
 	stopping atomic.Bool
 	log      *slog.Logger
-	access   *bufferedLog
+	access   *LogWriter
 }
 
 // NewServer connects to NATS (retrying in the background while the server
@@ -89,11 +90,15 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Gateway.Registerer = reg
 	if cfg.AccessLog != nil {
-		s.access = newBufferedLog(cfg.AccessLog, 100*time.Millisecond)
+		lw, ok := cfg.AccessLog.(*LogWriter)
+		if !ok {
+			lw = NewLogWriter(cfg.AccessLog)
+		}
+		s.access = lw
 		if cfg.AccessLogText {
-			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(s.access, nil))
+			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(batchWriter{lw}, nil))
 		} else {
-			cfg.Gateway.AccessLog = slog.New(newAccessJSON(s.access))
+			cfg.Gateway.AccessLog = slog.New(newAccessJSON(batchWriter{lw}))
 		}
 	}
 	gw, err := New(s.nc, cfg.Gateway)
@@ -301,7 +306,6 @@ func (s *Server) closeAll() {
 		s.ns = nil
 	}
 	if s.access != nil {
-		s.access.Close()
-		s.access = nil
+		s.access.Flush()
 	}
 }
