@@ -34,7 +34,10 @@ type gatewayOptions struct {
 }
 
 func newGatewayCmd(io *iostreams.IOStreams) *cobra.Command {
-	o := &gatewayOptions{io: io}
+	// The flags start at the defaults so that --help shows those; a flag
+	// applies only when given.
+	def := config.Default()
+	o := &gatewayOptions{io: io, timeout: def.Gateway.Timeout, maxBody: def.Gateway.MaxBody}
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP gateway alone (production entry point)",
@@ -55,8 +58,8 @@ defaults.`,
 	f.StringVar(&o.admin, "admin", "", "address for /healthz, /readyz and /metrics (default :9090)")
 	f.StringVar(&o.natsURL, "nats", "", "NATS server URL (default $NATS_URL, nats.url, nats://127.0.0.1:4222)")
 	f.StringVar(&o.prefix, "prefix", "", "subject prefix, e.g. api")
-	f.Var(&o.timeout, "timeout", "default per-request timeout (default 30s)")
-	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
+	f.Var(&o.timeout, "timeout", "default per-request timeout")
+	f.Var(&o.maxBody, "max-body", "largest request body")
 	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs whose X-Forwarded-* headers are kept (default loopback and private networks)")
 	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")

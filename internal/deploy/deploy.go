@@ -61,10 +61,6 @@ const (
 	graceMargin = 5
 )
 
-// reserved worker names: their Deployment names would collide with the
-// gateway's and the NATS cluster's objects.
-var reserved = []string{"gateway", "nats"}
-
 // Render checks c for what a deployment needs beyond config.Validate and
 // renders its manifests, in apply order. The result depends only on c and
 // opts: no timestamps, sorted maps, so it is byte-identical across runs.
@@ -363,8 +359,8 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	for _, name := range slices.Sorted(maps.Keys(c.Workers)) {
 		cw := c.Workers[name]
 		key := "workers." + name
-		if slices.Contains(reserved, name) {
-			fail(key, "the name %q is taken by metro's own %s objects in Kubernetes; rename the worker", name, name)
+		if config.IsReservedWorkerName(name) {
+			fail(key, "the worker name %q is metro's own (reserved: %s); rename the worker", name, strings.Join(config.ReservedWorkerNames, ", "))
 		}
 		w := &worker{
 			Name:       name,

@@ -29,7 +29,7 @@ func TestRenderErrors(t *testing.T) {
 		{"no name", "workers:\n  catalog: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"name: is required to deploy"}},
 		{"name not a label", "name: My_Shop\ndeploy: {registry: r}\n", Options{}, []string{`metro.yaml:1: name: "My_Shop" is not a DNS-1123 label`}},
 		{"name too long", "name: " + strings.Repeat("a", 55) + "\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:1: name: ", "too long"}},
-		{"reserved worker name", "name: shop\nworkers:\n  gateway: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:3: workers.gateway: the name \"gateway\" is taken"}},
+		{"reserved worker name", "name: shop\nworkers:\n  gateway: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:3: workers.gateway: the worker name \"gateway\" is metro's own"}},
 		{"zero gateway replicas", valid + "  gateway: {replicas: 0}\n", Options{}, []string{"metro.yaml:6: deploy.gateway.replicas: 0"}},
 		{"zero nats replicas", valid + "  nats: {replicas: 0}\n", Options{}, []string{"metro.yaml:6: deploy.nats.replicas: 0"}},
 		{"bad quantity", valid + "  workers:\n    resources:\n      requests: {cpu: lots}\n", Options{}, []string{`metro.yaml:8: deploy.workers.resources.requests.cpu: "lots" is not a positive Kubernetes quantity`}},

@@ -306,7 +306,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	case r.ContentLength > 0:
 		b := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+			return nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
 		}
 		return b, 0, nil
 	}
@@ -316,7 +316,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 		if errors.As(err, &mbe) {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
 		}
-		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+		return nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
 	}
 	return b, 0, nil
 }

@@ -99,7 +99,10 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	h := make(nats.Header, len(r.Header)+9)
 	connection := r.Header["Connection"]
 	for k, v := range r.Header {
-		if isReserved(k) || isHop(k, connection) {
+		// Expect is answered by the HTTP server that read the body
+		// (RFC 9110 section 10.1.1); the message carries the body whole,
+		// so a worker has nothing left to expect.
+		if isReserved(k) || isHop(k, connection) || k == "Expect" {
 			continue
 		}
 		h[k] = v
