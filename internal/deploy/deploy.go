@@ -92,7 +92,18 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 		return nil
 	}
 	var errs []error
-	add := func(tmpl, kind string, u unit) { errs = append(errs, emit(tmpl, kind, u)) }
+	blamed := map[string]bool{} // one name error per key is enough to act on
+	add := func(tmpl, kind string, u unit) {
+		if err := checkName(kind, u.Meta.Name); err != nil {
+			key := nameKey(kind, u)
+			if !blamed[key] {
+				blamed[key] = true
+				errs = append(errs, c.Errorf(key, "%v", err))
+			}
+			return
+		}
+		errs = append(errs, emit(tmpl, kind, u))
+	}
 
 	if d.Namespace != "" {
 		labels := []kv{{"app.kubernetes.io/managed-by", "metro"}, {"app.kubernetes.io/part-of", d.Project}}
@@ -273,8 +284,6 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		fail("name", "is required to deploy: it names the images and every object")
 	case !config.IsDNSLabel(c.Name):
 		fail("name", "%q is not a DNS-1123 label (lower-case letters, digits and '-'), as Kubernetes names need", c.Name)
-	case len(c.Name+"-nats-headless") > 63:
-		fail("name", "%q is too long: %s-nats-headless must fit in 63 characters", c.Name, c.Name)
 	}
 	image := func(key, override, component string) string {
 		switch {
@@ -367,9 +376,6 @@ func newData(c *config.Config, opts Options) (*data, error) {
 			Deployment: c.Name + "-" + name,
 			Image:      image(key+".image", cw.Image, name),
 			Replicas:   max(cw.Replicas, 1),
-		}
-		if len(w.Deployment) > 63 {
-			fail(key, "%s is too long for a Kubernetes name (63 characters)", w.Deployment)
 		}
 		w.MaxReplicas = max(cw.MaxReplicas, w.Replicas)
 		w.HPA = w.MaxReplicas > w.Replicas
