@@ -136,6 +136,8 @@ func Run(ctx context.Context, o Options) error {
 		monitor: monitor,
 		gwURL:   httpURL(addrString(gw.Addr())),
 		admURL:  httpURL(addrString(gw.AdminAddr())),
+		gwAll:   everyInterface(gw.Addr()),
+		admAll:  everyInterface(gw.AdminAddr()),
 		force:   make(chan struct{}),
 
 		gatewayRoutes: gw.Gateway().Routes,
@@ -273,6 +275,9 @@ type session struct {
 	monitor string
 	gwURL   string
 	admURL  string
+	// gwAll and admAll: the listener binds every interface, so it is
+	// reachable beyond this machine, whatever its URL says.
+	gwAll, admAll bool
 	runners []*runner
 	force   chan struct{}
 	// gatewayRoutes lists the patterns in the gateway's route table.
@@ -375,6 +380,8 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 		elapsed: time.Since(began),
 		gateway: d.gwURL,
 		admin:   d.admURL,
+		gwAll:   d.gwAll,
+		admAll:  d.admAll,
 		nats:    d.natsURL,
 		monitor: d.monitor,
 		rows:    routeRows(svcs),
@@ -480,6 +487,7 @@ func (d *session) watchConfig(ctx context.Context, quiet time.Duration) {
 type bannerInfo struct {
 	elapsed                       time.Duration
 	gateway, admin, nats, monitor string
+	gwAll, admAll                 bool // see session
 	rows                          []RouteRow
 	notes                         []string
 }
@@ -487,9 +495,9 @@ type bannerInfo struct {
 func banner(b bannerInfo) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n  metro dev ready in %s\n\n", fmtDuration(b.elapsed))
-	fmt.Fprintf(&sb, "  gateway  %s\n", b.gateway)
+	fmt.Fprintf(&sb, "  gateway  %s%s\n", b.gateway, reach(b.gwAll))
 	if b.admin != "" {
-		fmt.Fprintf(&sb, "  admin    %s\n", b.admin)
+		fmt.Fprintf(&sb, "  admin    %s%s\n", b.admin, reach(b.admAll))
 	}
 	fmt.Fprintf(&sb, "  nats     %s", b.nats)
 	if b.monitor != "" {
@@ -510,6 +518,20 @@ func banner(b bannerInfo) string {
 	}
 	sb.WriteString("\n")
 	return sb.String()
+}
+
+// reach says that a listener whose URL reads localhost is open wider.
+func reach(all bool) string {
+	if all {
+		return "  (listening on every interface)"
+	}
+	return ""
+}
+
+// everyInterface reports whether a is bound to the unspecified address.
+func everyInterface(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsUnspecified()
 }
 
 // httpURL turns a listen address into a URL a browser can open.
