@@ -278,8 +278,8 @@ type session struct {
 	// gwAll and admAll: the listener binds every interface, so it is
 	// reachable beyond this machine, whatever its URL says.
 	gwAll, admAll bool
-	runners []*runner
-	force   chan struct{}
+	runners       []*runner
+	force         chan struct{}
 	// gatewayRoutes lists the patterns in the gateway's route table.
 	gatewayRoutes func() []string
 
