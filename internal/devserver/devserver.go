@@ -79,6 +79,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := devstate.Lock(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	specs, err := resolveWorkers(cfg)
 	if err != nil {
 		return err
