@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
@@ -111,7 +113,7 @@ func (c *Config) validateWorker(name string, w Worker) []error {
 		add(key+".max_replicas", "%d is less than replicas (%d)", w.MaxReplicas, max(w.Replicas, 1))
 	}
 	for i, g := range w.Watch {
-		if _, err := filepath.Match(g, ""); err != nil {
+		if !doublestar.ValidatePattern(g) {
 			add(fmt.Sprintf("%s.watch[%d]", key, i), "%q is not a valid glob", g)
 		}
 	}

@@ -238,7 +238,7 @@ func resolveWorkers(cfg *config.Config) ([]workerSpec, error) {
 	var specs []workerSpec
 	for _, name := range slices.Sorted(maps.Keys(cfg.Workers)) {
 		w := cfg.Workers[name]
-		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run}
+		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run, project: cfg.Dir}
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {
 				return p
