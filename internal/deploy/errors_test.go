@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
 
 const valid = "name: shop\nworkers:\n  catalog: {path: ./catalog}\ndeploy:\n  registry: ghcr.io/acme\n"
@@ -214,8 +215,9 @@ func TestRunOutputs(t *testing.T) {
 		if got := bytes.Join(docs, []byte("---\n")); !bytes.Equal(got, want) {
 			t.Error("the directory's files joined are not the golden stream")
 		}
-		// Where kubectl is installed, its kustomize must build the directory.
-		if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		// kubectl's kustomize must build the directory.
+		t.Run("kubectl kustomize", func(t *testing.T) {
+			kubectl := metrotest.NeedTool(t, "kubectl", "that kubectl kustomize builds the directory")
 			out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
 			if err != nil {
 				t.Fatalf("kubectl kustomize: %v\n%s", err, out)
@@ -223,7 +225,7 @@ func TestRunOutputs(t *testing.T) {
 			if n := len(decodeAll(t, bytes.TrimPrefix(out, []byte("---\n"))).deployments); n != 3 {
 				t.Errorf("kustomize build has %d Deployments, want 3", n)
 			}
-		}
+		})
 		for _, f := range []string{"shop-gateway-deployment.yaml", "shop-nats-statefulset.yaml", "shop-orders-horizontalpodautoscaler.yaml", "shop-namespace.yaml"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("missing %s", f)
