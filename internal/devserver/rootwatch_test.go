@@ -120,7 +120,7 @@ func TestBuildSaysDirectoryIsMissing(t *testing.T) {
 		pkg: filepath.Join(project, "workers", "catalog"), bin: filepath.Join(project, ".metro", "bin", "catalog")}}
 	r.state.Store("")
 	_, err := r.build(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "catalog: directory workers/catalog is missing") || strings.Contains(err.Error(), "fork/exec") {
+	if err == nil || !strings.Contains(err.Error(), "directory workers/catalog is missing") || strings.Contains(err.Error(), "fork/exec") {
 		t.Errorf("build: %v", err)
 	}
 }

@@ -54,7 +54,7 @@ func (s workerSpec) dirMissing(dir string) error {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	return fmt.Errorf("%s: directory %s is missing (renamed or deleted?); metro dev is watching for it and rebuilds when it is back", s.name, s.rel(dir))
+	return fmt.Errorf("directory %s is missing (renamed or deleted?); metro dev is watching for it and reloads the worker when it is back", s.rel(dir))
 }
 
 // procName names replica i (from 0) in the output.
@@ -169,7 +169,7 @@ func (r *runner) run(ctx context.Context) {
 	} else {
 		w.onMissing = func(dir string, gone bool) {
 			if gone {
-				r.con.printf("%s: %s is gone (renamed or deleted); the running version keeps serving, and metro dev rebuilds when it is back", r.spec.name, r.spec.rel(dir))
+				r.con.printf("%s: %s is gone (renamed or deleted); the running version keeps serving, and metro dev reloads it when it is back", r.spec.name, r.spec.rel(dir))
 			} else {
 				r.con.printf("%s: %s is back", r.spec.name, r.spec.rel(dir))
 			}
@@ -398,7 +398,7 @@ func (r *runner) start(i int, bin string) (*proc, error) {
 		argv = []string{bin}
 	}
 	if err := r.spec.dirMissing(r.spec.dir); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("starting %s: %w", r.spec.procName(i), err)
 	}
 	return startProc(r.con, procSpec{name: r.spec.procName(i), argv: argv, dir: r.spec.dir, env: r.spec.env})
 }
