@@ -41,7 +41,10 @@ type gatewayOptions struct {
 }
 
 func newGatewayCmd(io *iostreams.IOStreams) *cobra.Command {
-	o := &gatewayOptions{io: io}
+	// The flags start at the defaults so that --help shows those; a flag
+	// applies only when given.
+	def := config.Default()
+	o := &gatewayOptions{io: io, timeout: def.Gateway.Timeout, maxBody: def.Gateway.MaxBody, maxFlight: def.Gateway.MaxInFlight, maxBodyMem: def.Gateway.MaxBodyMemory}
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP gateway alone (production entry point)",
@@ -62,14 +65,14 @@ defaults.`,
 	f.StringVar(&o.admin, "admin", "", "address for /healthz, /readyz and /metrics (default :9090)")
 	f.StringVar(&o.natsURL, "nats", "", "NATS server URL (default $NATS_URL, nats.url, nats://127.0.0.1:4222)")
 	f.StringVar(&o.prefix, "prefix", "", "subject prefix, e.g. api")
-	f.Var(&o.timeout, "timeout", "default per-request timeout (default 30s)")
-	f.Var(&o.maxBody, "max-body", "largest request body (default 1MiB)")
-	f.IntVar(&o.maxFlight, "max-in-flight", 0, "requests served at once; beyond it 503 with Retry-After (default 2048; 0: no limit)")
-	f.Var(&o.maxBodyMem, "max-body-memory", "bytes of request bodies held at once; beyond it 503 with Retry-After (default 64MiB; 0: no limit)")
+	f.Var(&o.timeout, "timeout", "default per-request timeout")
+	f.Var(&o.maxBody, "max-body", "largest request body")
+	f.IntVar(&o.maxFlight, "max-in-flight", o.maxFlight, "requests served at once; beyond it 503 with Retry-After (0: no limit)")
+	f.Var(&o.maxBodyMem, "max-body-memory", "bytes of request bodies held at once; beyond it 503 with Retry-After (0: no limit)")
 	f.StringSliceVar(&o.trusted, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-* and Forwarded headers are kept (default loopback only; none: no peer)")
-	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers")
+	f.StringVar(&o.embedNATS, "embed-nats", "", "run a NATS server inside the gateway, listening on this host:port for workers (no host: 127.0.0.1; it has no authentication)")
 	f.BoolVar(&o.accessLog, "access-log", true, "log every request to stderr")
-	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the admin address, which then binds 127.0.0.1 unless --admin names a host")
 	f.StringVar(&o.jwks, "jwks", "", "JWKS URL or file that bearer tokens are verified against (gateway.auth.jwt.jwks)")
 	f.StringVar(&o.jwtIssuer, "jwt-issuer", "", "required token issuer (gateway.auth.jwt.issuer)")
 	f.StringVar(&o.jwtAudience, "jwt-audience", "", "required token audience (gateway.auth.jwt.audience)")
@@ -134,7 +137,13 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 		return usageErr(err)
 	}
 	natsOpts = append([]nats.Option{natsconn.Inbox(natsauth.RoleGateway, "")}, natsOpts...)
-	log := o.io.Logger(slog.LevelInfo)
+	// One writer for the gateway's log and its access log, so that their
+	// lines never break each other on stderr.
+	logs := proxy.NewLogWriter(o.io.ErrOut)
+	defer logs.Flush()
+	lio := *o.io
+	lio.ErrOut = logs
+	log := lio.Logger(slog.LevelInfo)
 	sc := proxy.ServerConfig{
 		Listen:        g.Listen,
 		Admin:         g.Admin,
@@ -147,7 +156,7 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 		Pprof:         o.pprof,
 	}
 	if o.accessLog {
-		sc.AccessLog = o.io.ErrOut
+		sc.AccessLog = logs
 	}
 	log.Debug("garbage collection target", "gogc", proxy.TuneGC(os.Getenv))
 	ctx := cmd.Context()

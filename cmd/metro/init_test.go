@@ -199,15 +199,11 @@ func TestScaffoldEndToEnd(t *testing.T) {
 	}
 	node := true
 	t.Run("npm", func(t *testing.T) {
+		node = false
 		for _, tool := range []string{"node", "npm"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				node = false
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s is not installed: CI must test the Node worker", tool)
-				}
-				t.Skipf("%s is not installed: the Node worker is neither tested nor run", tool)
-			}
+			metrotest.NeedTool(t, tool, "the Node worker, tested and run")
 		}
+		node = true
 		wd := filepath.Join(dir, "workers", "notify")
 		runIn(t, wd, "npm", "install", "--no-audit", "--no-fund", "--loglevel=error")
 		if out := runIn(t, wd, "npm", "test"); !strings.Contains(out, "# fail 0") {

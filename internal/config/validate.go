@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
@@ -87,6 +89,9 @@ func (c *Config) validateWorker(name string, w Worker) []error {
 	if !IsDNSLabel(name) {
 		add(key, "worker name %q is not a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", name)
 	}
+	if IsReservedWorkerName(name) {
+		add(key, "the worker name %q is metro's own (reserved: %s); rename the worker", name, strings.Join(ReservedWorkerNames, ", "))
+	}
 	switch n := countSet(w.Path, w.Run, w.Mock); {
 	case n > 1:
 		set := setNames(w)
@@ -114,11 +119,17 @@ func (c *Config) validateWorker(name string, w Worker) []error {
 	if w.Replicas < 0 {
 		add(key+".replicas", "%d is negative", w.Replicas)
 	}
+	if w.Replicas > MaxReplicas {
+		add(key+".replicas", "%d is more than %d (metro dev runs each replica as a process; to scale further in Kubernetes, set max_replicas)", w.Replicas, MaxReplicas)
+	}
+	if w.MaxReplicas > MaxAutoscaleReplicas {
+		add(key+".max_replicas", "%d is more than %d", w.MaxReplicas, MaxAutoscaleReplicas)
+	}
 	if w.MaxReplicas != 0 && w.MaxReplicas < max(w.Replicas, 1) {
 		add(key+".max_replicas", "%d is less than replicas (%d)", w.MaxReplicas, max(w.Replicas, 1))
 	}
 	for i, g := range w.Watch {
-		if _, err := filepath.Match(g, ""); err != nil {
+		if !doublestar.ValidatePattern(g) {
 			add(fmt.Sprintf("%s.watch[%d]", key, i), "%q is not a valid glob", g)
 		}
 	}
@@ -142,8 +153,17 @@ func (c *Config) validateDeploy() []error {
 	if d.NATS.Replicas < 1 {
 		add("deploy.nats.replicas", "%d: a NATS cluster needs at least 1 server (3 tolerates one down)", d.NATS.Replicas)
 	}
+	if d.NATS.Replicas > MaxReplicas {
+		add("deploy.nats.replicas", "%d is more than %d", d.NATS.Replicas, MaxReplicas)
+	}
 	if d.Gateway.Replicas < 1 {
 		add("deploy.gateway.replicas", "%d: the gateway needs at least 1 replica", d.Gateway.Replicas)
+	}
+	if d.Gateway.Replicas > MaxReplicas {
+		add("deploy.gateway.replicas", "%d is more than %d (to scale further, set deploy.gateway.max_replicas)", d.Gateway.Replicas, MaxReplicas)
+	}
+	if d.Gateway.MaxReplicas > MaxAutoscaleReplicas {
+		add("deploy.gateway.max_replicas", "%d is more than %d", d.Gateway.MaxReplicas, MaxAutoscaleReplicas)
 	}
 	if d.Gateway.MaxReplicas < d.Gateway.Replicas {
 		add("deploy.gateway.max_replicas", "%d is less than deploy.gateway.replicas (%d)", d.Gateway.MaxReplicas, d.Gateway.Replicas)

@@ -71,10 +71,6 @@ const (
 	graceMargin = 5
 )
 
-// reserved worker names: their Deployment names would collide with the
-// gateway's and the NATS cluster's objects.
-var reserved = []string{"gateway", "nats"}
-
 // Render checks c for what a deployment needs beyond config.Validate and
 // renders its manifests, in apply order. The result depends only on c and
 // opts: no timestamps, sorted maps, so it is byte-identical across runs.
@@ -106,7 +102,18 @@ func Render(c *config.Config, opts Options) ([]Manifest, error) {
 		return nil
 	}
 	var errs []error
-	add := func(tmpl, kind string, u unit) { errs = append(errs, emit(tmpl, kind, u)) }
+	blamed := map[string]bool{} // one name error per key is enough to act on
+	add := func(tmpl, kind string, u unit) {
+		if err := checkName(kind, u.Meta.Name); err != nil {
+			key := nameKey(kind, u)
+			if !blamed[key] {
+				blamed[key] = true
+				errs = append(errs, c.Errorf(key, "%v", err))
+			}
+			return
+		}
+		errs = append(errs, emit(tmpl, kind, u))
+	}
 
 	if d.Namespace != "" {
 		labels := []kv{{"app.kubernetes.io/managed-by", "metro"}, {"app.kubernetes.io/part-of", d.Project}}
@@ -304,8 +311,6 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		fail("name", "is required to deploy: it names the images and every object")
 	case !config.IsDNSLabel(c.Name):
 		fail("name", "%q is not a DNS-1123 label (lower-case letters, digits and '-'), as Kubernetes names need", c.Name)
-	case len(c.Name+"-nats-headless") > 63:
-		fail("name", "%q is too long: %s-nats-headless must fit in 63 characters", c.Name, c.Name)
 	}
 	image := func(key, override, component string) string {
 		switch {
@@ -400,17 +405,14 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	for _, name := range slices.Sorted(maps.Keys(c.Workers)) {
 		cw := c.Workers[name]
 		key := "workers." + name
-		if slices.Contains(reserved, name) {
-			fail(key, "the name %q is taken by metro's own %s objects in Kubernetes; rename the worker", name, name)
+		if config.IsReservedWorkerName(name) {
+			fail(key, "the worker name %q is metro's own (reserved: %s); rename the worker", name, strings.Join(config.ReservedWorkerNames, ", "))
 		}
 		w := &worker{
 			Name:       name,
 			Deployment: c.Name + "-" + name,
 			Image:      image(key+".image", cw.Image, name),
 			Replicas:   max(cw.Replicas, 1),
-		}
-		if len(w.Deployment) > 63 {
-			fail(key, "%s is too long for a Kubernetes name (63 characters)", w.Deployment)
 		}
 		w.MaxReplicas = max(cw.MaxReplicas, w.Replicas)
 		w.HPA = w.MaxReplicas > w.Replicas

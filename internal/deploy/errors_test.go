@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natsauth"
 )
 
@@ -30,7 +31,13 @@ func TestRenderErrors(t *testing.T) {
 		{"no name", "workers:\n  catalog: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"name: is required to deploy"}},
 		{"name not a label", "name: My_Shop\ndeploy: {registry: r}\n", Options{}, []string{`metro.yaml:1: name: "My_Shop" is not a DNS-1123 label`}},
 		{"name too long", "name: " + strings.Repeat("a", 55) + "\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:1: name: ", "too long"}},
-		{"reserved worker name", "name: shop\nworkers:\n  gateway: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:3: workers.gateway: the name \"gateway\" is taken"}},
+		{"nats statefulset name over 52", "name: " + strings.Repeat("a", 49) + "\ndeploy: {registry: r}\n", Options{},
+			[]string{"metro.yaml:1: name: the StatefulSet name " + strings.Repeat("a", 49) + "-nats is too long: 54 characters, Kubernetes allows 52", "kubernetes#64023"}},
+		{"service name must start with a letter", "name: 1shop\ndeploy: {registry: r}\n", Options{},
+			[]string{"metro.yaml:1: name: the Service name 1shop-", "start with an alphabetic character"}},
+		{"worker deployment name over 63", "name: " + strings.Repeat("s", 30) + "\nworkers:\n  " + strings.Repeat("w", 40) + ": {path: ./catalog}\ndeploy: {registry: r}\n", Options{},
+			[]string{"metro.yaml:3: workers." + strings.Repeat("w", 40) + ": the Deployment name " + strings.Repeat("s", 30) + "-" + strings.Repeat("w", 40) + " is too long: 71 characters, Kubernetes allows 63"}},
+		{"reserved worker name", "name: shop\nworkers:\n  gateway: {path: ./catalog}\ndeploy: {registry: r}\n", Options{}, []string{"metro.yaml:3: workers.gateway: the worker name \"gateway\" is metro's own"}},
 		{"zero gateway replicas", valid + "  gateway: {replicas: 0}\n", Options{}, []string{"metro.yaml:6: deploy.gateway.replicas: 0"}},
 		{"zero nats replicas", valid + "  nats: {replicas: 0}\n", Options{}, []string{"metro.yaml:6: deploy.nats.replicas: 0"}},
 		{"bad quantity", valid + "  workers:\n    resources:\n      requests: {cpu: lots}\n", Options{}, []string{`metro.yaml:8: deploy.workers.resources.requests.cpu: "lots" is not a positive Kubernetes quantity`}},
@@ -260,8 +267,9 @@ func TestRunOutputs(t *testing.T) {
 		if got := bytes.Join(docs, []byte("---\n")); !bytes.Equal(got, want) {
 			t.Error("the directory's files joined are not the golden stream")
 		}
-		// Where kubectl is installed, its kustomize must build the directory.
-		if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		// kubectl's kustomize must build the directory.
+		t.Run("kubectl kustomize", func(t *testing.T) {
+			kubectl := metrotest.NeedTool(t, "kubectl", "that kubectl kustomize builds the directory")
 			out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
 			if err != nil {
 				t.Fatalf("kubectl kustomize: %v\n%s", err, out)
@@ -269,7 +277,7 @@ func TestRunOutputs(t *testing.T) {
 			if n := len(decodeAll(t, bytes.TrimPrefix(out, []byte("---\n"))).deployments); n != 3 {
 				t.Errorf("kustomize build has %d Deployments, want 3", n)
 			}
-		}
+		})
 		for _, f := range []string{"shop-gateway-deployment.yaml", "shop-nats-statefulset.yaml", "shop-orders-horizontalpodautoscaler.yaml", "shop-namespace.yaml"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("missing %s", f)

@@ -80,6 +80,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := devstate.Lock(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	specs, err := resolveWorkers(cfg)
 	if err != nil {
 		return err
@@ -152,6 +157,8 @@ func Run(ctx context.Context, o Options) error {
 		gwURL:   httpURL(addrString(gw.Addr())),
 		bus:     bus,
 		admURL:  httpURL(addrString(gw.AdminAddr())),
+		gwAll:   everyInterface(gw.Addr()),
+		admAll:  everyInterface(gw.AdminAddr()),
 		force:   make(chan struct{}),
 
 		gatewayRoutes: gw.Gateway().Routes,
@@ -257,7 +264,7 @@ func resolveWorkers(cfg *config.Config) ([]workerSpec, error) {
 			specs = append(specs, s)
 			continue
 		}
-		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run}
+		s := workerSpec{name: name, replicas: max(w.Replicas, 1), run: w.Run, project: cfg.Dir}
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {
 				return p
@@ -299,9 +306,12 @@ type session struct {
 	monitor string
 	gwURL   string
 	admURL  string
-	runners []*runner
-	force   chan struct{}
-	bus     *busAuth // nil when the server is not metro dev's
+	// gwAll and admAll: the listener binds every interface, so it is
+	// reachable beyond this machine, whatever its URL says.
+	gwAll, admAll bool
+	runners       []*runner
+	force         chan struct{}
+	bus           *busAuth // nil when the server is not metro dev's
 	// gatewayRoutes lists the patterns in the gateway's route table.
 	gatewayRoutes func() []string
 	// reload reads metro.yaml again; setPolicies installs the gateway's
@@ -410,6 +420,8 @@ func (d *session) announce(ctx context.Context, began time.Time, timeout time.Du
 		elapsed: time.Since(began),
 		gateway: d.gwURL,
 		admin:   d.admURL,
+		gwAll:   d.gwAll,
+		admAll:  d.admAll,
 		nats:    d.natsURL,
 		monitor: d.monitor,
 		rows:    routeRows(svcs),
@@ -515,6 +527,7 @@ func (d *session) watchConfig(ctx context.Context, quiet time.Duration) {
 type bannerInfo struct {
 	elapsed                       time.Duration
 	gateway, admin, nats, monitor string
+	gwAll, admAll                 bool // see session
 	rows                          []RouteRow
 	notes                         []string
 }
@@ -522,9 +535,9 @@ type bannerInfo struct {
 func banner(b bannerInfo) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n  metro dev ready in %s\n\n", fmtDuration(b.elapsed))
-	fmt.Fprintf(&sb, "  gateway  %s\n", b.gateway)
+	fmt.Fprintf(&sb, "  gateway  %s%s\n", b.gateway, reach(b.gwAll))
 	if b.admin != "" {
-		fmt.Fprintf(&sb, "  admin    %s\n", b.admin)
+		fmt.Fprintf(&sb, "  admin    %s%s\n", b.admin, reach(b.admAll))
 	}
 	fmt.Fprintf(&sb, "  nats     %s", b.nats)
 	if b.monitor != "" {
@@ -545,6 +558,20 @@ func banner(b bannerInfo) string {
 	}
 	sb.WriteString("\n")
 	return sb.String()
+}
+
+// reach says that a listener whose URL reads localhost is open wider.
+func reach(all bool) string {
+	if all {
+		return "  (listening on every interface)"
+	}
+	return ""
+}
+
+// everyInterface reports whether a is bound to the unspecified address.
+func everyInterface(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsUnspecified()
 }
 
 // httpURL turns a listen address into a URL a browser can open.

@@ -32,7 +32,8 @@ func startGateway(ctx context.Context, nc *nats.Conn, cfg *config.Config, listen
 			return nil, cfg.Errorf("gateway.admin", "%v (another metro dev? set gateway.admin, or \"\" for none)", err)
 		}
 	}
-	w := con.writer("gateway")
+	// One writer for both logs: lines of one never split those of the other.
+	w := proxy.NewLogWriter(con.writer("gateway"))
 	s, err := proxy.NewServer(ctx, proxy.ServerConfig{
 		Listen:        cfg.Gateway.Listen,
 		Admin:         cfg.Gateway.Admin,

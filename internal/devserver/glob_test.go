@@ -26,6 +26,8 @@ func TestMatchGlob(t *testing.T) {
 		{"a/**/**/b", "a/b", true},
 		{"a/[", "a/[", false}, // malformed: matches nothing
 		{"templates/*.html", "templates/index.html", true},
+		{"**/*.{js,mjs}", "lib/a.mjs", true},
+		{"**/*.{js,mjs}", "lib/a.ts", false},
 	}
 	for _, tt := range tests {
 		if got := matchGlob(tt.pattern, tt.name); got != tt.want {
@@ -43,10 +45,11 @@ func FuzzMatchGlob(f *testing.F) {
 			return
 		}
 		got := matchGlob(pattern, name) // must not panic or hang
-		// Without "**", a pattern with slashes is path.Match segment by
-		// segment, which for equal segment counts is path.Match itself.
+		// Without "**" and {alternatives}, a pattern with slashes is
+		// path.Match segment by segment, which for equal segment counts
+		// is path.Match itself.
 		p := strings.TrimPrefix(pattern, "./")
-		if strings.Contains(p, "/") && !strings.Contains(p, "**") &&
+		if strings.Contains(p, "/") && !strings.ContainsAny(p, "{}") && !strings.Contains(p, "**") &&
 			strings.Count(p, "/") == strings.Count(name, "/") {
 			want, err := path.Match(p, name)
 			if err == nil && got != want {

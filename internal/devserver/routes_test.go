@@ -71,6 +71,7 @@ func TestBanner(t *testing.T) {
 		elapsed: 2345 * time.Millisecond,
 		gateway: "http://localhost:8080",
 		admin:   "http://localhost:9090",
+		gwAll:   true,
 		nats:    "nats://127.0.0.1:4222",
 		monitor: "http://127.0.0.1:8222",
 		rows: []RouteRow{

@@ -33,6 +33,14 @@ type watcher struct {
 	// flat holds the directories watched for their own files only.
 	flat  map[string]bool
 	files map[string]bool
+	// roots are the directories whose removal ends their watches: the
+	// tree and the flat directories. Each one's parent is watched too, so
+	// that a root renamed away or deleted (git checkout deletes and
+	// recreates) is seen coming back; missing holds those now gone.
+	roots   map[string]bool
+	missing map[string]bool
+	// onMissing, when set, hears that a root went away or came back.
+	onMissing func(dir string, gone bool)
 }
 
 func newWatcher(set watchSet) (*watcher, error) {
@@ -40,8 +48,10 @@ func newWatcher(set watchSet) (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watching files: %w", err)
 	}
-	w := &watcher{set: set, fw: fw, flat: map[string]bool{}, files: map[string]bool{}}
+	w := &watcher{set: set, fw: fw, flat: map[string]bool{}, files: map[string]bool{},
+		roots: map[string]bool{}, missing: map[string]bool{}}
 	if set.tree != "" {
+		w.roots[set.tree] = true
 		if err := w.addTree(set.tree); err != nil {
 			fw.Close()
 			return nil, err
@@ -52,9 +62,17 @@ func newWatcher(set watchSet) (*watcher, error) {
 			continue
 		}
 		w.flat[d] = true
+		w.roots[d] = true
 		if err := fw.Add(d); err != nil {
 			fw.Close()
 			return nil, fmt.Errorf("watching %s: %w", d, err)
+		}
+	}
+	for r := range w.roots {
+		// A root at / or with an unreadable parent just cannot be seen
+		// coming back; everything else works as before.
+		if parent := filepath.Dir(r); parent != r {
+			_ = fw.Add(parent)
 		}
 	}
 	for _, f := range set.files {
@@ -184,6 +202,15 @@ func (w *watcher) run(ctx context.Context, quiet time.Duration, out chan time.Ti
 			if ev.Op == fsnotify.Chmod {
 				continue
 			}
+			if w.roots[ev.Name] {
+				if w.rootEvent(ev, warn) {
+					if first.IsZero() {
+						first = time.Now()
+					}
+					timer.Reset(quiet)
+				}
+				continue
+			}
 			if ev.Op.Has(fsnotify.Create) && w.underTree(ev.Name) && !skipDir(filepath.Base(ev.Name)) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
 					// A new directory: watch it (and whatever was created in
@@ -208,4 +235,46 @@ func (w *watcher) run(ctx context.Context, quiet time.Duration, out chan time.Ti
 			first = time.Time{}
 		}
 	}
+}
+
+// rootEvent follows a root directory leaving or coming back, and reports
+// whether it came back: a change to build, since anything may differ.
+// Renamed, a directory keeps its watches, which would then report the
+// new place's files under the old names, so they are dropped. A delete
+// and recreate (git checkout) may be over before its first event is
+// read: gone and back at once is a change, with nothing to say.
+func (w *watcher) rootEvent(ev fsnotify.Event, warn func(error)) bool {
+	root := ev.Name
+	wasMissing := w.missing[root]
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		w.missing[root] = true
+		for _, p := range w.fw.WatchList() {
+			if p == root || root == w.set.tree && w.underTree(p) {
+				_ = w.fw.Remove(p) // gone with its directory already, often
+			}
+		}
+	}
+	if !w.missing[root] {
+		return false
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		if !wasMissing && w.onMissing != nil {
+			w.onMissing(root, true)
+		}
+		return false
+	}
+	delete(w.missing, root)
+	var err error
+	if root == w.set.tree {
+		err = w.addTree(root)
+	} else {
+		err = w.fw.Add(root)
+	}
+	if err != nil {
+		warn(err)
+	}
+	if wasMissing && w.onMissing != nil {
+		w.onMissing(root, false)
+	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,24 @@ type workerSpec struct {
 
 	// command is the argv of a worker metro runs itself (mock:).
 	command []string
+	project string // the project directory, against which paths are shown
+}
+
+// rel shows p relative to the project.
+func (s workerSpec) rel(p string) string {
+	if r, err := filepath.Rel(s.project, p); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+		return r
+	}
+	return p
+}
+
+// dirMissing says that a worker's directory is gone, rather than leaving
+// the failure to go build or exec ("fork/exec go: no such file").
+func (s workerSpec) dirMissing(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("directory %s is missing (renamed or deleted?); metro dev is watching for it and reloads the worker when it is back", s.rel(dir))
 }
 
 // procName names replica i (from 0) in the output.
@@ -154,6 +173,13 @@ func (r *runner) run(ctx context.Context) {
 	if err != nil {
 		r.con.printf("%s: not watching for changes: %v", r.spec.name, err)
 	} else {
+		w.onMissing = func(dir string, gone bool) {
+			if gone {
+				r.con.printf("%s: %s is gone (renamed or deleted); the running version keeps serving, and metro dev reloads it when it is back", r.spec.name, r.spec.rel(dir))
+			} else {
+				r.con.printf("%s: %s is back", r.spec.name, r.spec.rel(dir))
+			}
+		}
 		r.bg.Go(func() {
 			w.run(ctx, r.quiet, changes, func(err error) { r.con.printf("%s: watching files: %v", r.spec.name, err) })
 		})
@@ -276,6 +302,9 @@ func (r *runner) build(ctx context.Context) ([sha256.Size]byte, error) {
 		return [sha256.Size]byte{}, nil
 	}
 	r.state.Store("building")
+	if err := r.spec.dirMissing(r.spec.pkg); err != nil {
+		return [sha256.Size]byte{}, err
+	}
 	if err := goBuild(ctx, r.spec.name, r.spec.pkg, ".", r.nextBin()); err != nil {
 		return [sha256.Size]byte{}, err
 	}
@@ -373,6 +402,9 @@ func (r *runner) start(i int, bin string) (*proc, error) {
 	argv := r.spec.argv()
 	if bin != "" {
 		argv = []string{bin}
+	}
+	if err := r.spec.dirMissing(r.spec.dir); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", r.spec.procName(i), err)
 	}
 	return startProc(r.con, procSpec{name: r.spec.procName(i), argv: argv, dir: r.spec.dir, env: r.spec.env})
 }

@@ -160,7 +160,10 @@ func TestCoalescingSendErrorReachesLaterWrites(t *testing.T) {
 	if _, err := c.Write([]byte("a")); err != nil {
 		t.Fatalf("first Write: %v (it only queues)", err)
 	}
-	for !c.idle() { // the failed send ends the sender
+	for deadline := time.Now().Add(10 * time.Second); !c.idle(); { // the failed send ends the sender
+		if time.Now().After(deadline) {
+			t.Fatal("the sender is still running after its send failed")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if _, err := c.Write([]byte("b")); !errors.Is(err, g.fail) {

@@ -149,6 +149,6 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64) 
 		if err == nil {
 			err = io.ErrUnexpectedEOF // unreachable: an unknown length ends in an error
 		}
-		return nil, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+		return nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
 	}
 }

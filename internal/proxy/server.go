@@ -30,7 +30,8 @@ type ServerConfig struct {
 	NATSURL     string
 	NATSOptions []nats.Option
 	// EmbedNATS, when set, runs a nats-server in this process listening
-	// there (host:port) for workers; the gateway talks to it in process.
+	// there (host:port; an empty host is 127.0.0.1) for workers; the
+	// gateway talks to it in process.
 	EmbedNATS string
 	// Conn, when set, is used as is (and not closed): metro dev passes
 	// its own connection to its embedded server.
@@ -41,10 +42,12 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// AccessLog, when set, gets one entry per request, JSON or (with
-	// AccessLogText) text, written in batches.
+	// AccessLogText) text, written in batches. When Logger writes to the
+	// same output, make both a *LogWriter on it: lines then never break.
 	AccessLog     io.Writer
 	AccessLogText bool
-	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener.
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener, which then binds 127.0.0.1 when Admin has no host.
 	Pprof bool
 }
 
@@ -65,7 +68,7 @@ type Server struct {
 	// there is one (the notice may come while NewServer still runs).
 	lameDuck atomic.Pointer[Gateway]
 	log      *slog.Logger
-	access   *bufferedLog
+	access   *LogWriter
 }
 
 // NewServer connects to NATS (retrying in the background while the server
@@ -96,11 +99,15 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Gateway.Registerer = reg
 	if cfg.AccessLog != nil {
-		s.access = newBufferedLog(cfg.AccessLog, 100*time.Millisecond)
+		lw, ok := cfg.AccessLog.(*LogWriter)
+		if !ok {
+			lw = NewLogWriter(cfg.AccessLog)
+		}
+		s.access = lw
 		if cfg.AccessLogText {
-			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(s.access, nil))
+			cfg.Gateway.AccessLog = slog.New(slog.NewTextHandler(batchWriter{lw}, nil))
 		} else {
-			cfg.Gateway.AccessLog = slog.New(newAccessJSON(s.access))
+			cfg.Gateway.AccessLog = slog.New(newAccessJSON(batchWriter{lw}))
 		}
 	}
 	gw, err := New(s.nc, cfg.Gateway)
@@ -133,7 +140,13 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Admin != "" {
-		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+		admin := cfg.Admin
+		if cfg.Pprof {
+			if admin, err = localByDefault(admin, "the admin address, serving pprof,", s.log); err != nil {
+				return nil, fmt.Errorf("admin address %q: %w", cfg.Admin, err)
+			}
+		}
+		if s.adminLn, err = net.Listen("tcp", admin); err != nil {
 			return nil, fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 		mux := http.NewServeMux()
@@ -163,7 +176,11 @@ func (s *Server) connect() error {
 	}))
 	url := s.cfg.NATSURL
 	if s.cfg.EmbedNATS != "" {
-		host, port, err := splitHostPort(s.cfg.EmbedNATS)
+		addr, err := localByDefault(s.cfg.EmbedNATS, "the embedded NATS server", s.log)
+		if err != nil {
+			return fmt.Errorf("--embed-nats %q: %w", s.cfg.EmbedNATS, err)
+		}
+		host, port, err := splitHostPort(addr)
 		if err != nil {
 			return fmt.Errorf("--embed-nats %q: %w", s.cfg.EmbedNATS, err)
 		}
@@ -215,8 +232,10 @@ func splitHostPort(addr string) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if host == "" {
-		host = "0.0.0.0"
+	if port == 0 {
+		// As for every other listener, 0 picks a free port; to
+		// nats-server, 0 would mean its default, 4222.
+		port = server.RANDOM_PORT
 	}
 	return host, port, nil
 }
@@ -340,7 +359,6 @@ func (s *Server) closeAll() {
 		s.ns = nil
 	}
 	if s.access != nil {
-		s.access.Close()
-		s.access = nil
+		s.access.Flush()
 	}
 }

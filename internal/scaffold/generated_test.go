@@ -44,9 +44,7 @@ func run(t *testing.T, dir string, stdin []byte, name string, args ...string) []
 // The generated Go code compiles, passes vet and its own tests, against
 // this very source tree, with routes of every shape.
 func TestGeneratedGoProjectBuilds(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("the go command is not on PATH")
-	}
+	metrotest.NeedTool(t, "go", "the generated Go project")
 	base := t.TempDir()
 	var tidyOut bytes.Buffer
 	res, err := Init(context.Background(), InitOptions{Dir: base, Name: "shop", MetroSrc: repoRoot(t), Tidy: true, Stderr: &tidyOut})
@@ -73,12 +71,7 @@ func TestGeneratedGoProjectBuilds(t *testing.T) {
 // The Node worker, installed once, checked two ways.
 func TestNodeWorker(t *testing.T) {
 	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed: CI must check the Node worker", tool)
-			}
-			t.Skipf("%s is not installed: the Node worker cannot be checked", tool)
-		}
+		metrotest.NeedTool(t, tool, "the Node worker")
 	}
 	dir, _ := newProject(t, InitOptions{})
 	var npmOut bytes.Buffer

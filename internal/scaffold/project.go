@@ -138,7 +138,9 @@ func Init(ctx context.Context, opts InitOptions) (*Result, error) {
 }
 
 func initNext(routes []route) []string {
-	next := []string{"go test ./...", "metro dev"}
+	// The curl lines say localhost; the gateway is reachable from other
+	// machines too, and the user should know.
+	next := []string{"go test ./...", "metro dev   # the gateway listens on :8080, every interface (gateway.listen)"}
 	for _, r := range routes {
 		next = append(next, curl(":8080", r))
 	}

@@ -42,6 +42,9 @@ func AddWorker(ctx context.Context, opts WorkerOptions) (*Result, error) {
 	if err := CheckName("worker", opts.Name); err != nil {
 		return nil, err
 	}
+	if config.IsReservedWorkerName(opts.Name) {
+		return nil, fmt.Errorf("%w: the worker name %q is metro's own (reserved: %s); pick another", ErrInvalidName, opts.Name, strings.Join(config.ReservedWorkerNames, ", "))
+	}
 	lang, err := checkLang(opts.Lang)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -75,14 +76,7 @@ func (x *tmux) waitScreen(what string, ok func(string) bool) string {
 }
 
 func TestTTY(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		// The README's test command must pass with only Go installed; CI
-		// machines have tmux, so there the terminal is always driven.
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is not installed: CI must drive metro tap in a real terminal")
-		}
-		t.Skip("tmux is not installed: metro tap is not driven in a real terminal")
-	}
+	metrotest.NeedTool(t, "tmux", "metro tap in a real terminal")
 	bin := buildMetro(t)
 	s := natstest.Run(t)
 	worker, client := natstest.Connect(t, s), natstest.Connect(t, s)

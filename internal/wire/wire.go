@@ -131,7 +131,10 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	connection := r.Header["Connection"]
 	strip := r.Forwarded != nil && r.Forwarded.Untrusted
 	for k, v := range r.Header {
-		if isReserved(k) || isHop(k, connection) || strip && isClientClaim(k) {
+		// Expect is answered by the HTTP server that read the body
+		// (RFC 9110 section 10.1.1); the message carries the body whole,
+		// so a worker has nothing left to expect.
+		if isReserved(k) || isHop(k, connection) || strip && isClientClaim(k) || k == "Expect" {
 			continue
 		}
 		h[k] = v
