@@ -21,9 +21,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/tracing"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
 
@@ -45,6 +47,9 @@ type Config struct {
 	// AccessLog, when set, gets one entry per request.
 	AccessLog  *slog.Logger
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, gets a span per request and one per NATS
+	// request (internal/tracing); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -76,6 +81,7 @@ type Gateway struct {
 	unmatched      *routeMetrics
 	log            *slog.Logger
 	access         slog.Handler // the access log's, nil for none
+	tracer         *tracing.Tracer
 	ready          atomic.Bool
 }
 
@@ -91,6 +97,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
 		inbox:          newInbox(nc),
 		log:            cfg.Logger,
+		tracer:         tracing.New(cfg.TracerProvider),
 	}
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
@@ -177,6 +184,8 @@ type exchange struct {
 	route   *route
 	bytes   int
 	err     string
+	send    tracing.Span // the NATS request's span
+	sent    time.Time    // when its reply (or the giving up) came
 }
 
 // statusClientGone is logged when the client left before the answer, as
@@ -188,8 +197,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.metrics.inflight.Inc()
 	rid := wire.RequestID(r.Header.Get(wire.ClientRequestID))
 	w.Header()[wire.ClientRequestID] = []string{rid}
+	r, span := g.tracer.StartServer(r, rid)
 	var x exchange
 	g.serve(w, r, rid, &x)
+	g.endSpans(span, &x)
 	g.metrics.inflight.Dec()
 	elapsed := time.Since(start)
 	rm := g.unmatched
@@ -265,7 +276,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rid string, x *e
 		Route:       rt.key,
 	}
 	h := w.Header()
+	_, x.send = g.tracer.StartSend(r.Context(), x.subject, rt.pattern, r.Header)
 	m, err := g.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	x.sent = time.Now()
 	if err != nil && r.Context().Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
 		return

@@ -20,10 +20,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/tracing"
 )
 
 // Defaults of Options.
@@ -53,6 +55,9 @@ type Options struct {
 	Logger       *slog.Logger
 	// HealthAddr, when set, serves /healthz and /readyz there.
 	HealthAddr string
+	// TracerProvider, when set, gets a span per handled request; nil
+	// builds one from the OTEL_* variables when they ask for export.
+	TracerProvider trace.TracerProvider
 }
 
 // endpoint is one route: one subscription, one micro endpoint.
@@ -90,6 +95,7 @@ type Worker struct {
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	log      *slog.Logger
+	tracer   *tracing.Tracer // nil: no spans
 }
 
 // New returns a worker with no routes.
@@ -200,6 +206,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if len(w.endpoints) == 0 {
 		return fmt.Errorf("worker %s has no routes", w.opts.Name)
 	}
+	stopTracing, err := w.startTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	nc := w.opts.Conn
 	var lost <-chan error // stays nil with the caller's own connection
 	if nc == nil {
