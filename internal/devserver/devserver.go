@@ -109,7 +109,17 @@ func Run(ctx context.Context, o Options) error {
 		}()
 		natsURL, monitor = ns.ClientURL(), monitorURL(ns)
 	}
+	tr, err := startTracing(ctx, o.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.close(); err != nil {
+			con.printf("%v", err)
+		}
+	}()
 	for i := range specs {
+		specs[i].env = append(tr.workerEnv(specs[i].name, o.Getenv), specs[i].env...)
 		specs[i].env = append(specs[i].env, "NATS_URL="+natsURL, "METRO_PREFIX="+cfg.Gateway.Prefix)
 	}
 
@@ -119,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer nc.Close()
 
-	gw, err := startGateway(ctx, nc, cfg, o.Listen != "", con)
+	gw, err := startGateway(ctx, nc, cfg, o.Listen != "", con, tr.tp)
 	if err != nil {
 		return err
 	}
@@ -136,6 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		monitor: monitor,
 		gwURL:   httpURL(addrString(gw.Addr())),
 		admURL:  httpURL(addrString(gw.AdminAddr())),
+		trcURL:  tr.col.URL(),
 		force:   make(chan struct{}),
 
 		gatewayRoutes: gw.Gateway().Routes,
@@ -272,6 +283,7 @@ type session struct {
 	natsURL string
 	monitor string
 	gwURL   string
+	trcURL  string
 	admURL  string
 	runners []*runner
 	force   chan struct{}
@@ -293,6 +305,7 @@ func (d *session) writeState() {
 	st := devstate.State{
 		NATSURL:    d.natsURL,
 		GatewayURL: d.gwURL,
+		TraceURL:   d.trcURL,
 		AdminURL:   d.admURL,
 		Prefix:     d.cfg.Gateway.Prefix,
 		PID:        os.Getpid(),

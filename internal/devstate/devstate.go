@@ -24,6 +24,10 @@ type State struct {
 	Prefix     string           `json:"prefix,omitempty"`
 	PID        int              `json:"pid"`
 	Workers    map[string][]int `json:"workers"` // worker name -> pids of its replicas
+
+	// TraceURL is the trace collector that `metro trace` asks
+	// (internal/tracing).
+	TraceURL string `json:"trace_url,omitempty"`
 }
 
 // Write writes the state file under projectDir atomically.
