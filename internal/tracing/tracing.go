@@ -109,6 +109,7 @@ func startSend(ctx context.Context, tr trace.Tracer, subject, route string, h ht
 	if route != "" {
 		name = "send " + route
 	}
+	parent := trace.SpanContextFromContext(ctx)
 	ctx, s := tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			semconv.MessagingSystemKey.String("nats"),
@@ -119,8 +120,28 @@ func startSend(ctx context.Context, tr trace.Tracer, subject, route string, h ht
 	if route != "" {
 		s.SetAttributes(semconv.HTTPRoute(routePath(route)))
 	}
-	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	propagator.Inject(withParentState(ctx, parent, s.SpanContext()), propagation.HeaderCarrier(h))
 	return ctx, Span{s}
+}
+
+// StateKey is metro's tracestate member: the id of the span that made a
+// NATS request's span (the gateway's server span, a handler's span), so
+// that a message seen on the wire (metro tap) names both its span, in
+// traceparent, and that span's parent. W3C trace context lets each
+// participant keep one member of its own there.
+const StateKey = "metro"
+
+// withParentState returns ctx with sc, whose tracestate also names sc's
+// parent span.
+func withParentState(ctx context.Context, parent, sc trace.SpanContext) context.Context {
+	if !parent.HasSpanID() {
+		return ctx
+	}
+	ts, err := sc.TraceState().Insert(StateKey, parent.SpanID().String())
+	if err != nil {
+		return ctx
+	}
+	return trace.ContextWithSpanContext(ctx, sc.WithTraceState(ts))
 }
 
 // StartCall starts the client span of a worker-to-worker call when ctx
@@ -213,12 +234,20 @@ func (s Span) End(e Ending) {
 // IDs returns the trace id and span id of a traceparent header value
 // (W3C trace context, version 00 or later), or "" for one that does not parse.
 func IDs(traceparent string) (traceID, spanID string) {
+	traceID, spanID, _ = MessageIDs(traceparent, "")
+	return traceID, spanID
+}
+
+// MessageIDs returns what a request message's trace context says: its
+// trace, the span that sent it (traceparent's parent-id) and, when metro
+// made that span, the span under which it did (tracestate's metro member).
+func MessageIDs(traceparent, tracestate string) (traceID, spanID, parentSpanID string) {
 	sc := trace.SpanContextFromContext(propagator.Extract(context.Background(),
-		propagation.MapCarrier{"traceparent": traceparent}))
+		propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate}))
 	if !sc.IsValid() {
-		return "", ""
+		return "", "", ""
 	}
-	return sc.TraceID().String(), sc.SpanID().String()
+	return sc.TraceID().String(), sc.SpanID().String(), sc.TraceState().Get(StateKey)
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf("tracing: "+format, args...) }
