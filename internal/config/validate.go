@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,6 +135,11 @@ func (c *Config) validateDeploy() []error {
 	}
 	if d.Ingress != nil && d.Ingress.Host == "" {
 		add("deploy.ingress.host", "is required when deploy.ingress is set")
+	}
+	if e := d.OTel.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("deploy.otel.endpoint", "%q is not an http:// or https:// URL of an OTLP/HTTP collector (e.g. http://otel-collector:4318)", e)
+		}
 	}
 	return errs
 }
