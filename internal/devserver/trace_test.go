@@ -85,6 +85,7 @@ func TestDevTrace(t *testing.T) {
 	if err := tracing.Show(t.Context(), tracing.ShowOptions{ID: tr.TraceID, Dir: dir, Out: &text}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("metro trace %s:\n%s", rid, text.String())
 	for _, s := range []string{"trace " + tr.TraceID, "request " + rid, "gateway", "orders", "catalog", "send products.apple.GET"} {
 		if !strings.Contains(text.String(), s) {
 			t.Errorf("metro trace output lacks %q:\n%s", s, text.String())
