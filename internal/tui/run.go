@@ -16,8 +16,8 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
-	"github.com/metropolis-dev/metro/internal/iostreams"
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/iostreams"
 	"github.com/metropolis-dev/metro/internal/tap"
 	"github.com/metropolis-dev/metro/internal/tracing"
 )
