@@ -109,7 +109,7 @@ func Run(ctx context.Context, o Options) error {
 		}()
 		natsURL, monitor = ns.ClientURL(), monitorURL(ns)
 	}
-	tr, err := startTracing(ctx, o.Getenv)
+	tr, err := startTracing(ctx, o.Getenv, con.printf)
 	if err != nil {
 		return err
 	}

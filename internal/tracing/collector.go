@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -38,18 +39,23 @@ const maxExport = 32 << 20
 // It listens on loopback only.
 type Collector struct {
 	buf  *Buffer
+	fwd  *Forward // nil: keep spans here only
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
 }
 
-// StartCollector listens on addr (use "127.0.0.1:0") and serves until Close.
-func StartCollector(addr string, buf *Buffer) (*Collector, error) {
+// StartCollector listens on addr (use "127.0.0.1:0") and serves until
+// Close; with fwd, every export it takes is also passed on there.
+func StartCollector(addr string, buf *Buffer, fwd ...*Forward) (*Collector, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, errorf("trace collector listener on %s: %w", addr, err)
 	}
 	c := &Collector{buf: buf, ln: ln, done: make(chan struct{})}
+	if len(fwd) > 0 {
+		c.fwd = fwd[0]
+	}
 	c.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(c.done)
@@ -115,6 +121,9 @@ func (c *Collector) export(w http.ResponseWriter, r *http.Request) {
 	}
 	spans, ids := fromOTLP(req.GetResourceSpans())
 	c.buf.Add(spans, ids)
+	if c.fwd != nil {
+		c.fwd.send(r.Context(), b, cmp.Or(ct, "application/x-protobuf"))
+	}
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if isJSON {
 		out, _ := protojson.Marshal(resp)
