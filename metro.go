@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
@@ -99,6 +100,13 @@ func WithDescription(d string) Option { return func(o *worker.Options) { o.Descr
 // WithHealthAddr serves /healthz and /readyz on addr instead of
 // $METRO_HEALTH_ADDR (off when both are empty).
 func WithHealthAddr(addr string) Option { return func(o *worker.Options) { o.HealthAddr = addr } }
+
+// WithTracerProvider makes the worker's spans (one per handled request,
+// and one per call through its Client) on tp, instead of on a provider
+// that Run builds from the OTEL_* variables when they ask for export.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *worker.Options) { o.TracerProvider = tp }
+}
 
 // NewWorker returns a worker named name: its queue group and its NATS
 // service name. Options override the environment.

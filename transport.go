@@ -14,6 +14,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/tracing"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
 
@@ -145,8 +146,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		exchangeCtx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	h := req.Header
-	if in != nil && in.TraceParent != "" && h.Get("Traceparent") == "" {
+	h, call, traced := tracing.StartCall(ctx, subj, req.Header)
+	if !traced && in != nil && in.TraceParent != "" && h.Get("Traceparent") == "" {
 		h = h.Clone()
 		h.Set("Traceparent", in.TraceParent)
 		if in.TraceState != "" {
@@ -177,12 +178,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rep, err := wire.Exchange(exchangeCtx, nc, r.Msg(subj), rid)
 	if err != nil {
 		if ctx.Err() != nil {
+			call.End(tracing.Ending{Err: ctx.Err().Error()})
 			return nil, ctx.Err()
 		}
 		var f *wire.Failure
 		errors.As(err, &f)
+		call.End(tracing.Ending{Status: f.Status, Err: f.Detail, Client: true})
 		return problemResponse(req, f.Status, f.Detail, rid), nil
 	}
+	call.End(tracing.Ending{Status: rep.Status, Client: true})
 	if rep.Header == nil {
 		rep.Header = http.Header{}
 	}

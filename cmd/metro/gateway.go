@@ -14,6 +14,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/proxy"
+	"github.com/metropolis-dev/metro/internal/tracing"
 )
 
 func init() { commands = append(commands, newGatewayCmd) }
@@ -160,6 +161,18 @@ func runGateway(cmd *cobra.Command, o *gatewayOptions) error {
 	}
 	log.Debug("garbage collection target", "gogc", proxy.TuneGC(os.Getenv))
 	ctx := cmd.Context()
+	tp, err := tracing.NewProvider(ctx, tracing.Options{Service: "gateway"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tracing.Shutdown(tp); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		sc.Gateway.TracerProvider = tp
+	}
 	srv, err := proxy.NewServer(ctx, sc)
 	if err != nil {
 		return err

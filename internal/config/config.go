@@ -113,6 +113,15 @@ type Deploy struct {
 	// Monitor emits a Prometheus Operator ServiceMonitor for the gateway
 	// instead of prometheus.io/* scrape annotations.
 	Monitor bool `yaml:"service_monitor"`
+	// OTel says where the gateway and the workers send their spans.
+	OTel DeployOTel `yaml:"otel"`
+}
+
+// DeployOTel is the OpenTelemetry collector of a deployment.
+type DeployOTel struct {
+	// Endpoint is the OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT),
+	// e.g. http://otel-collector.observability:4318; empty: no spans.
+	Endpoint string `yaml:"endpoint"`
 }
 
 // Resources are a container's requests and limits, in Kubernetes quantity

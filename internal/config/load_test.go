@@ -134,6 +134,7 @@ func TestLoadErrors(t *testing.T) {
 		{"mapping for string", "name: {a: b}\n", []string{"metro.yaml:1: name: expected a string, got a mapping"}},
 		{"scalar for mapping", "gateway: fast\n", []string{`metro.yaml:1: gateway: expected a mapping, got "fast"`}},
 		{"scalar for list", "gateway:\n  trusted_proxies: 10.0.0.0/8\n", []string{"metro.yaml:2: gateway.trusted_proxies: expected a list"}},
+		{"otel endpoint not a URL", "deploy:\n  otel:\n    endpoint: otel-collector:4318\n", []string{`metro.yaml:3: deploy.otel.endpoint: "otel-collector:4318" is not an http:// or https:// URL of an OTLP/HTTP collector (e.g. http://otel-collector:4318)`}},
 		{"bad bool", "deploy:\n  service_monitor: yes\n", []string{`metro.yaml:2: deploy.service_monitor: "yes" is not true or false`}},
 		{"bad duration", "gateway:\n  timeout: abc\n", []string{`metro.yaml:2: gateway.timeout: "abc" is not a duration`}},
 		{"bare number duration", "gateway:\n  timeout: 30\n", []string{`metro.yaml:2: gateway.timeout: "30" is not a duration`}},

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,6 +177,11 @@ func (c *Config) validateDeploy() []error {
 			if _, err := netip.ParsePrefix(p); err != nil {
 				add(fmt.Sprintf("deploy.ingress.trusted_proxies[%d]", i), "%q is not a CIDR (write e.g. 10.244.0.0/16, the cluster's pod network)", p)
 			}
+		}
+	}
+	if e := d.OTel.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("deploy.otel.endpoint", "%q is not an http:// or https:// URL of an OTLP/HTTP collector (e.g. http://otel-collector:4318)", e)
 		}
 	}
 	return errs

@@ -234,7 +234,8 @@ type gatewayData struct {
 	Resources                config.Resources
 	MemLimit                 string
 	// JWKS is a JWKS file's content for the ConfigMap, "" for none.
-	JWKS string
+	JWKS    string
+	OTelEnv []kv // deploy.otel's variables
 }
 
 type worker struct {
@@ -383,6 +384,7 @@ func newData(c *config.Config, opts Options) (*data, error) {
 	g.Resources = dep.Gateway.Resources
 	checkResources("deploy.gateway.resources", g.Resources, fail)
 	g.MemLimit = memLimit(g.Resources)
+	g.OTelEnv = otelEnv(c)
 	checkResources("deploy.workers.resources", dep.Workers.Resources, fail)
 	limits, err := gatewayLimits(c, g.Resources)
 	if err != nil {
@@ -431,6 +433,7 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		if gomem != "" {
 			w.Env = append(w.Env, kv{"GOMEMLIMIT", gomem})
 		}
+		w.Env = append(w.Env, otelEnv(c)...)
 		set := map[string]bool{}
 		for _, e := range w.Env {
 			set[e.K] = true
@@ -672,4 +675,17 @@ func nindent(n int, s string) string {
 		}
 	}
 	return "\n" + strings.Join(lines, "\n")
+}
+
+// otelEnv is the OpenTelemetry environment of every metro pod: where
+// spans go, and the project as service.namespace, so a backend that holds
+// several projects keeps their "gateway"s apart.
+func otelEnv(c *config.Config) []kv {
+	if c.Deploy.OTel.Endpoint == "" {
+		return nil
+	}
+	return []kv{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", c.Deploy.OTel.Endpoint},
+		{"OTEL_RESOURCE_ATTRIBUTES", "service.namespace=" + c.Name},
+	}
 }

@@ -551,6 +551,18 @@ func TestRenderGolden(t *testing.T) {
 			if env["NATS_URL"] != gc.NATS.URL || env["METRO_HEALTH_ADDR"] != ":8081" || env["LOG_LEVEL"] != "debug" {
 				t.Errorf("catalog env %v", env)
 			}
+			// deploy.otel.endpoint reaches the gateway and every worker.
+			for name, dep := range d.deployments {
+				var got string
+				for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+					if e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+						got = e.Value
+					}
+				}
+				if got != c.Deploy.OTel.Endpoint {
+					t.Errorf("Deployment/%s: OTEL_EXPORTER_OTLP_ENDPOINT = %q, want %q", name, got, c.Deploy.OTel.Endpoint)
+				}
+			}
 			if catalog.Image != "ghcr.io/acme/shop-catalog:latest" {
 				t.Errorf("catalog image %q", catalog.Image)
 			}

@@ -126,7 +126,17 @@ func Run(ctx context.Context, o Options) error {
 		}()
 		natsURL, monitor = ns.ClientURL(), monitorURL(ns)
 	}
+	tr, err := startTracing(ctx, o.Getenv, con.printf)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.close(); err != nil {
+			con.printf("%v", err)
+		}
+	}()
 	for i := range specs {
+		specs[i].env = append(tr.workerEnv(specs[i].name, o.Getenv), specs[i].env...)
 		specs[i].env = append(specs[i].env, "NATS_URL="+natsURL, "METRO_PREFIX="+cfg.Gateway.Prefix)
 		if bus != nil {
 			specs[i].env = append(specs[i].env, bus.workerEnv(specs[i].name)...)
@@ -139,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer nc.Close()
 
-	gw, err := startGateway(ctx, nc, cfg, o.Listen != "", con)
+	gw, err := startGateway(ctx, nc, cfg, o.Listen != "", con, tr.tp)
 	if err != nil {
 		return err
 	}
@@ -159,6 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		admURL:  httpURL(addrString(gw.AdminAddr())),
 		gwAll:   everyInterface(gw.Addr()),
 		admAll:  everyInterface(gw.AdminAddr()),
+		trcURL:  tr.col.URL(),
 		force:   make(chan struct{}),
 
 		gatewayRoutes: gw.Gateway().Routes,
@@ -305,6 +316,7 @@ type session struct {
 	natsURL string
 	monitor string
 	gwURL   string
+	trcURL  string
 	admURL  string
 	// gwAll and admAll: the listener binds every interface, so it is
 	// reachable beyond this machine, whatever its URL says.
@@ -335,6 +347,7 @@ func (d *session) writeState() {
 	st := devstate.State{
 		NATSURL:    d.natsURL,
 		GatewayURL: d.gwURL,
+		TraceURL:   d.trcURL,
 		AdminURL:   d.admURL,
 		Prefix:     d.cfg.Gateway.Prefix,
 		PID:        os.Getpid(),

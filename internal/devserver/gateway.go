@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/proxy"
@@ -14,10 +15,13 @@ import (
 
 // startGateway starts the same gateway as metro gateway, on metro dev's
 // own NATS connection, its logs and access log going to out.
-func startGateway(ctx context.Context, nc *nats.Conn, cfg *config.Config, listenFlag bool, con *console) (*proxy.Server, error) {
+func startGateway(ctx context.Context, nc *nats.Conn, cfg *config.Config, listenFlag bool, con *console, tp *sdktrace.TracerProvider) (*proxy.Server, error) {
 	gcfg, err := proxy.ConfigFrom(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if tp != nil {
+		gcfg.TracerProvider = tp
 	}
 	// The gateway names an address it cannot listen on; try them first so
 	// the message can also say where the address comes from.

@@ -27,6 +27,10 @@ type State struct {
 	// NKeys are the seed files of the identities the tools connect as,
 	// by role ("tap", "tools"), when the bus is locked.
 	NKeys map[string]string `json:"nkeys,omitempty"`
+
+	// TraceURL is the trace collector that `metro trace` asks
+	// (internal/tracing).
+	TraceURL string `json:"trace_url,omitempty"`
 }
 
 // Write writes the state file under projectDir atomically.

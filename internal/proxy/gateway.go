@@ -20,10 +20,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/policy"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/tracing"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
 
@@ -59,6 +61,9 @@ type Config struct {
 	// Policies are the edge policies (auth, CORS, rate limits); nil for
 	// none. See PoliciesFrom.
 	Policies *policy.Set
+	// TracerProvider, when set, gets a span per request and one per NATS
+	// request (internal/tracing); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // RouteConfig declares a route or overrides an announced one's timeout.
@@ -98,6 +103,7 @@ type Gateway struct {
 	unmatched      *routeMetrics
 	log            *slog.Logger
 	access         slog.Handler // the access log's, nil for none
+	tracer         *tracing.Tracer
 	ready          atomic.Bool
 	policies       policies
 }
@@ -114,6 +120,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		table:          newTable(cmp(cfg.RouteTTL, DefaultRouteTTL)),
 		redial:         cfg.redial,
 		log:            cfg.Logger,
+		tracer:         tracing.New(cfg.TracerProvider),
 	}
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
@@ -215,6 +222,8 @@ type exchange struct {
 	route   *route
 	bytes   int
 	err     string
+	send    tracing.Span // the NATS request's span
+	sent    time.Time    // when its reply (or the giving up) came
 }
 
 // statusClientGone is logged when the client left before the answer, as
@@ -226,8 +235,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.metrics.inflight.Inc()
 	rid := wire.RequestID(r.Header.Get(wire.ClientRequestID))
 	w.Header()[wire.ClientRequestID] = []string{rid}
+	r, span := g.tracer.StartServer(r, rid)
 	var x exchange
 	g.serve(w, r, start, rid, &x)
+	g.endSpans(span, &x)
 	g.metrics.inflight.Dec()
 	elapsed := time.Since(start)
 	rm := g.unmatched
@@ -333,7 +344,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		req.Service = *o
 	}
 	h := w.Header()
+	_, x.send = g.tracer.StartSend(r.Context(), x.subject, rt.pattern, r.Header)
 	m, err := ln.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	x.sent = time.Now()
 	if err != nil && r.Context().Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
 		return

@@ -24,10 +24,14 @@ type Record struct {
 	Worker       string    `json:"worker,omitempty"`
 	Outcome      string    `json:"outcome"`
 	Error        string    `json:"error,omitempty"`
+	TraceID      string    `json:"trace_id,omitempty"`
+	SpanID       string    `json:"span_id,omitempty"`
+	ParentSpanID string    `json:"parent_span_id,omitempty"`
 }
 
 // NewRecord returns the NDJSON record of ex.
 func NewRecord(ex Exchange) Record {
+	traceID, spanID, parentID := ex.TraceIDs()
 	return Record{
 		Time:         ex.Time,
 		Subject:      ex.Subject,
@@ -42,6 +46,9 @@ func NewRecord(ex Exchange) Record {
 		Worker:       ex.Worker,
 		Outcome:      ex.Outcome.String(),
 		Error:        ex.Error,
+		TraceID:      traceID,
+		SpanID:       spanID,
+		ParentSpanID: parentID,
 	}
 }
 

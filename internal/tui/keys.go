@@ -6,6 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 type keyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 	Detail, Back, Filter, Pause, Clear      key.Binding
+	Trace                                   key.Binding
 	Help, Quit                              key.Binding
 }
 
@@ -18,6 +19,7 @@ func newKeyMap() keyMap {
 		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "oldest")),
 		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "newest, follow")),
 		Detail:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
+		Trace:    key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "trace")),
 		Back:     key.NewBinding(key.WithKeys("esc", "backspace"), key.WithHelp("esc", "back")),
 		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Pause:    key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "pause")),
@@ -36,7 +38,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown},
-		{k.Top, k.Bottom, k.Detail, k.Back},
+		{k.Top, k.Bottom, k.Detail, k.Trace, k.Back},
 		{k.Filter, k.Pause, k.Clear, k.Help, k.Quit},
 	}
 }

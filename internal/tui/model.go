@@ -36,6 +36,8 @@ type Config struct {
 	// by itself: tests send TickMsg values instead, with the time to show.
 	Tick     time.Duration
 	Location *time.Location // for the time column; time.Local when nil
+	// Traces looks up the trace an exchange belongs to (t); nil: none.
+	Traces TraceFunc
 }
 
 // TickMsg makes the model take new exchanges from its source.
@@ -63,6 +65,7 @@ type Model struct {
 	before    string // the filter to restore when editing is cancelled
 
 	detail *tap.Exchange
+	trace  *traceState // the waterfall shown instead of the detail
 	vp     viewport.Model
 
 	keys keyMap
@@ -132,6 +135,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.tick()
 	case tea.KeyMsg:
 		return m.key(msg)
+	case traceMsg:
+		m.gotTrace(msg)
+		return m, nil
 	}
 	return m, nil
 }
@@ -353,7 +359,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case key.Matches(msg, m.keys.Quit):
 			return m, tea.Quit
 		case key.Matches(msg, m.keys.Back), key.Matches(msg, m.keys.Detail):
-			m.detail = nil
+			m.detail, m.trace = nil, nil
 			return m, nil
 		}
 		var cmd tea.Cmd
@@ -382,6 +388,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.resizeDetail()
 			m.vp.SetContent(renderDetail(&ex, m.vp.Width, m.cfg.Location))
 			m.vp.GotoTop()
+		}
+	case key.Matches(msg, m.keys.Trace):
+		if len(m.visible) > 0 {
+			return m, m.openTrace(*m.rows.at(m.visible[m.cursor]))
 		}
 	case key.Matches(msg, m.keys.Back):
 		if m.filter != "" {
@@ -441,7 +451,10 @@ func (m *Model) setFilter(f string) {
 func (m *Model) resizeDetail() {
 	m.vp.Width = max(m.width, 1)
 	m.vp.Height = max(m.height-2, 1)
-	if m.detail != nil {
+	switch {
+	case m.trace != nil:
+		m.vp.SetContent(renderTrace(m.trace, m.vp.Width))
+	case m.detail != nil:
 		m.vp.SetContent(renderDetail(m.detail, m.vp.Width, m.cfg.Location))
 	}
 }

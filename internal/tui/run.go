@@ -17,9 +17,29 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/iostreams"
 	"github.com/metropolis-dev/metro/internal/tap"
+	"github.com/metropolis-dev/metro/internal/tracing"
 )
+
+// devTraces asks the metro dev running in dir or above, found at each
+// lookup, since it may start after tap.
+func devTraces(dir string) TraceFunc {
+	if dir == "" {
+		dir = "."
+	}
+	return func(ctx context.Context, id string) (tracing.Trace, error) {
+		st, err := devstate.Find(dir)
+		if err != nil {
+			return tracing.Trace{}, err
+		}
+		if st.TraceURL == "" {
+			return tracing.Trace{}, errors.New("the running metro dev keeps no traces")
+		}
+		return tracing.Fetch(ctx, st.TraceURL, id)
+	}
+}
 
 // Run is metro tap: it connects, subscribes, and shows exchanges until ctx
 // ends, opts.Timeout passes or (NDJSON) opts.Count exchanges are written.
@@ -76,7 +96,7 @@ func Run(ctx context.Context, ios *iostreams.IOStreams, opts tap.Options) error 
 	if target.Prefix != "" {
 		title += "  prefix " + target.Prefix
 	}
-	return runProgram(ctx, ios, in, Config{Title: title, Buffer: opts.Buffer, Tick: DefaultTick})
+	return runProgram(ctx, ios, in, Config{Title: title, Buffer: opts.Buffer, Tick: DefaultTick, Traces: devTraces(opts.Dir)})
 }
 
 // runProgram runs intake and the bubbletea program side by side; each

@@ -45,7 +45,9 @@ func (w *Worker) serve(m *nats.Msg) {
 		return
 	}
 	rw := &responseWriter{header: make(http.Header)}
+	req, span := w.tracer.StartHandle(req, m.Subject, w.opts.Name, ep.pattern)
 	status, ok := w.run(rw, req)
+	endSpan(span, req, status, ok) // before the reply: the span ends inside the sender's
 	if req.Context().Err() == context.DeadlineExceeded {
 		// Past Metro-Deadline the gateway has stopped waiting and answers
 		// 504 itself; a late reply would only race with that answer.

@@ -21,10 +21,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/tracing"
 )
 
 // Defaults of Options.
@@ -81,6 +83,9 @@ type Options struct {
 	// Registerer gets the worker's metrics; nil keeps them in a registry
 	// of the worker's own, served on HealthAddr.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, gets a span per handled request; nil
+	// builds one from the OTEL_* variables when they ask for export.
+	TracerProvider trace.TracerProvider
 }
 
 // endpoint is one route: one subscription, one micro endpoint.
@@ -121,6 +126,7 @@ type Worker struct {
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	views    discovery.Views           // for the worker's Transport, while Run runs
 	log      *slog.Logger
+	tracer   *tracing.Tracer // nil: no spans
 }
 
 // New returns a worker with no routes.
@@ -252,6 +258,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if len(w.endpoints) == 0 {
 		return fmt.Errorf("worker %s has no routes", w.opts.Name)
 	}
+	stopTracing, err := w.startTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	nc := w.opts.Conn
 	var lost <-chan error // stays nil with the caller's own connection
 	if nc == nil {
