@@ -34,6 +34,9 @@ var nameRules = map[string]nameRule{
 	"HorizontalPodAutoscaler": {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
 	"Ingress":                 {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
 	"ServiceMonitor":          {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
+	"Secret":                  {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
+	"NetworkPolicy":           {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
+	"Certificate":             {validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain, ""},
 }
 
 // checkName reports why name cannot name an object of kind, or nil.
