@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -666,16 +667,19 @@ func TestPoliciesLeaveNoGoroutines(t *testing.T) {
 // proxies, the rightmost address in X-Forwarded-For that is not one, so a
 // client cannot escape its bucket by prepending addresses.
 func TestRateLimitByAddress(t *testing.T) {
-	e := newEnv(t, proxy.Config{Policies: newPolicies(t, policy.Config{
-		RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: time.Hour}, Burst: 1, Key: policy.Key{Kind: policy.KeyIP}},
-	})})
+	e := newEnv(t, proxy.Config{
+		Policies: newPolicies(t, policy.Config{
+			RateLimit: &policy.LimitConfig{Rate: policy.Rate{N: 1, Per: time.Hour}, Burst: 1, Key: policy.Key{Kind: policy.KeyIP}},
+		}),
+		// The test client on loopback, and an inner proxy on 10/8.
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")},
+	})
 	var calls atomic.Int32
 	claimsWorker(e, &calls, "GET /items")
 	via := func(xff string) int {
 		resp, _ := e.do("GET", "/items", "", map[string]string{"X-Forwarded-For": xff})
 		return resp.StatusCode
 	}
-	// The test client is on loopback, a trusted proxy by default.
 	if st := via("203.0.113.1"); st != 200 {
 		t.Fatalf("first request of 203.0.113.1: %d", st)
 	}
