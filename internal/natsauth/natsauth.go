@@ -190,7 +190,7 @@ func toolsUser(all []string) User {
 // which permissions do not see. That claims nothing it could not already
 // claim in its answer to $SRV.INFO; what it adds is that a worker could
 // say goodbye for another service's instance, which the gateway then
-// forgets until that instance answers a later poll.
+// ignores until the goodbye is stale (discovery.Registry.Gone).
 //
 // A worker that may call others follows discovery for its Transport, as
 // metro call does: it reads the announcements and asks every service for
