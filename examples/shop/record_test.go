@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/metropolis-dev/metro/examples/shop/orders"
+	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/devserver/devtest"
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/devtoken"
 	imetrotest "github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/recording"
@@ -58,7 +60,18 @@ func TestRecordReplayMock(t *testing.T) {
 	})
 	before := strings.Count(tap.out.String(), "\n")
 
-	const secretToken, secretCookie, secretKey = "s3cr3t-t0ken", "c00kie-value", "k3y-value"
+	// Placing an order takes a token (gateway.auth): a real one, minted
+	// as metro token does, is the secret the recording must not hold.
+	cfg, err := config.Load(filepath.Join(dir, "metro.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok strings.Builder
+	if err := devtoken.Run(devtoken.Options{Config: cfg, Sub: "alice", Out: &tok, ErrOut: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	secretToken := strings.TrimSpace(tok.String())
+	const secretCookie, secretKey = "c00kie-value", "k3y-value"
 	get(t, gw+"/products/apple")
 	req, _ := http.NewRequest("POST", gw+"/orders", strings.NewReader(`{"items":[{"product":"apple","quantity":3},{"product":"banana","quantity":2}]}`))
 	req.Header.Set("Authorization", "Bearer "+secretToken)
@@ -70,6 +83,7 @@ func TestRecordReplayMock(t *testing.T) {
 	get(t, gw+"/orders/1")
 	get(t, gw+"/products/durian")
 	req, _ = http.NewRequest("POST", gw+"/orders", strings.NewReader(`{"items":[{"product":"durian","quantity":1}]}`))
+	req.Header.Set("Authorization", "Bearer "+secretToken)
 	if resp, body := imetrotest.Do(t, req); resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("POST /orders durian: %d %s", resp.StatusCode, body)
 	}

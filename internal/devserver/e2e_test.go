@@ -114,6 +114,12 @@ func TestDevEndToEnd(t *testing.T) {
 
 	if !t.Run("the bus is locked and the tools still work", func(t *testing.T) {
 		testLockedBus(t, dir, st)
+		// Nothing metro dev runs is refused: workers announce themselves,
+		// the gateway follows them, and orders' Transport follows
+		// discovery to call the catalog.
+		if out := d.out.String(); strings.Contains(strings.ToLower(out), "permissions violation") {
+			t.Errorf("metro dev's processes were refused on the bus:\n%s", out)
+		}
 	}) {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/call"
+	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/devstate"
+	"github.com/metropolis-dev/metro/internal/devtoken"
 	"github.com/metropolis-dev/metro/internal/natsauth"
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/tap"
@@ -51,8 +54,23 @@ func testLockedBus(t *testing.T, dir string, st devstate.State) {
 	}
 
 	// orders calls the catalog: a publish its calls allow, the reply on
-	// its own inbox.
-	resp, err := http.Post(st.GatewayURL+"/orders", "application/json", strings.NewReader(`{"items":[{"product":"apple","quantity":1}]}`))
+	// its own inbox. Placing an order takes a token (gateway.auth), minted
+	// as metro token does from the example's development key.
+	cfg, err := config.Load(filepath.Join(dir, "metro.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok strings.Builder
+	if err := devtoken.Run(devtoken.Options{Config: cfg, Sub: "alice", Out: &tok, ErrOut: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.GatewayURL+"/orders", strings.NewReader(`{"items":[{"product":"apple","quantity":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

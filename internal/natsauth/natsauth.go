@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/subject"
 )
 
@@ -33,9 +34,14 @@ const (
 // Subjects of the NATS service protocol (nats.go micro) that metro uses.
 const (
 	srvPing  = "$SRV.PING"
-	srvInfo  = "$SRV.INFO"
+	srvInfo  = discovery.InfoSubject
 	srvStats = "$SRV.STATS"
 )
+
+// announcements are where workers say they start and stop serving
+// (PROTOCOL.md section 5), which gateways, tap, metro call and a calling
+// worker's Transport follow.
+var announcements = []string{discovery.UpSubject, discovery.DownSubject}
 
 // inboxRoot is where every reply subject lives; each identity gets its own
 // branch of it (InboxPrefix), and only tap may read the whole tree.
@@ -146,11 +152,11 @@ func Users(p Project) ([]User, error) {
 
 // gatewayUser publishes requests to routes and asks services who runs, of
 // all or of one by name (metro dev, which shares its connection, waits on
-// replicas so); it reads only its own replies.
+// replicas so); it reads its own replies and the workers' announcements.
 func gatewayUser(all []string) User {
 	u := User{ID: string(RoleGateway), Role: RoleGateway, InboxPrefix: InboxPrefix(RoleGateway, "")}
 	u.Publish = union(all, ask(srvPing, srvInfo))
-	u.Subscribe = []string{u.InboxPrefix + ".>"}
+	u.Subscribe = union([]string{u.InboxPrefix + ".>"}, announcements)
 	return u
 }
 
@@ -160,23 +166,37 @@ func gatewayUser(all []string) User {
 func tapUser(prefix string) User {
 	u := User{ID: string(RoleTap), Role: RoleTap, InboxPrefix: InboxPrefix(RoleTap, "")}
 	u.Publish = []string{srvInfo}
-	u.Subscribe = union(routeSpace(prefix), []string{inboxRoot + ".>"})
+	u.Subscribe = union(union(routeSpace(prefix), []string{inboxRoot + ".>"}), announcements)
 	u.SubscribeDeny = []string{"$SYS.>", "> " + anyQueue}
 	return u
 }
 
-// toolsUser is metro call (a request to any route) and metro routes (the
-// service protocol's questions).
+// toolsUser is metro call (a request to any route, following discovery
+// to name the route's owner) and metro routes (the service protocol's
+// questions).
 func toolsUser(all []string) User {
 	u := User{ID: string(RoleTools), Role: RoleTools, InboxPrefix: InboxPrefix(RoleTools, "")}
 	u.Publish = union(all, ask(srvPing, srvInfo, srvStats))
-	u.Subscribe = []string{u.InboxPrefix + ".>"}
+	u.Subscribe = union([]string{u.InboxPrefix + ".>"}, announcements)
 	return u
 }
 
 // workerUser serves its routes in its own queue group, answers the service
-// protocol for its name, answers each request once, and calls the workers
-// its calls name (every route when nil).
+// protocol for its name, announces itself, answers each request once, and
+// calls the workers its calls name (every route when nil).
+//
+// Its announcements cannot be narrowed to its own name: their subjects
+// are the same for every service and the service is named in the body,
+// which permissions do not see. That claims nothing it could not already
+// claim in its answer to $SRV.INFO; what it adds is that a worker could
+// say goodbye for another service's instance, which the gateway then
+// ignores until the goodbye is stale (discovery.Registry.Gone).
+//
+// A worker that may call others follows discovery for its Transport, as
+// metro call does: it reads the announcements and asks every service for
+// its info ($SRV.INFO alone: a request, whose answers come to its own
+// inbox). Answering discovery stays as before, on the $SRV subjects of
+// its own name and through one reply per request.
 func workerUser(w Worker, serves map[string][]string, all []string, ttl time.Duration) (User, error) {
 	n := w.Name
 	u := User{ID: WorkerID(n), Role: RoleWorker, Name: n, Responses: true, ReplyTTL: ttl, InboxPrefix: InboxPrefix(RoleWorker, n)}
@@ -190,31 +210,40 @@ func workerUser(w Worker, serves map[string][]string, all []string, ttl time.Dur
 		u.InboxPrefix+".>")
 	if w.Calls == nil {
 		u.Publish = all
-		return u, nil
-	}
-	// Non-nil: an empty allow list denies every publish but replies,
-	// where a missing one would allow all.
-	u.Publish = []string{}
-	for _, c := range w.Calls {
-		callee, ok := serves[c]
-		if !ok {
-			return User{}, fmt.Errorf("worker %s calls %q, which is not a worker", n, c)
+	} else {
+		// Non-nil: an empty allow list denies every publish but replies,
+		// where a missing one would allow all.
+		u.Publish = []string{}
+		for _, c := range w.Calls {
+			callee, ok := serves[c]
+			if !ok {
+				return User{}, fmt.Errorf("worker %s calls %q, which is not a worker", n, c)
+			}
+			u.Publish = union(u.Publish, callee)
 		}
-		u.Publish = union(u.Publish, callee)
+	}
+	u.Publish = union(u.Publish, announcements)
+	if w.Calls == nil || len(w.Calls) > 0 {
+		u.Publish = union(u.Publish, []string{srvInfo})
+		u.Subscribe = union(u.Subscribe, announcements)
 	}
 	return u, nil
 }
 
 // carveReserved denies what a full wildcard in an allow list would let in
 // beyond routes: the system account's subjects, other identities' inboxes,
-// and (for workers) the service protocol, whose answers go out as replies.
-// NATS lets deny win over allow, and replies (allow_responses) are checked
-// after both.
+// and (for workers) the service protocol, whose answers go out as replies,
+// but for the $SRV.INFO request it may make (workerUser). NATS lets deny
+// win over allow, and replies (allow_responses) are checked after both.
 func (u *User) carveReserved() {
 	if slices.Contains(u.Publish, ">") {
 		u.PublishDeny = union(u.PublishDeny, []string{"$SYS.>", inboxRoot + ".>"})
 		if u.Role == RoleWorker {
-			u.PublishDeny = union(u.PublishDeny, []string{"$SRV.>"})
+			// A deny cannot except a subject, so rather than $SRV.> it
+			// names the other verbs and everything below a verb (one
+			// service by name, or by name and id). A worker with ">" may
+			// call, so it always has $SRV.INFO.
+			u.PublishDeny = union(u.PublishDeny, []string{srvPing, srvStats, "$SRV.*.>"})
 		}
 	}
 	if u.Role == RoleWorker && slices.Contains(u.Subscribe, "> "+u.Name) {

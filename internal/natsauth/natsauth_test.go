@@ -97,6 +97,12 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{"gateway", "sub", "products.*.GET", false},
 		{"gateway", "sub", "_INBOX.>", false},
 		{"gateway", "sub", "$SYS.>", false},
+		// It follows the workers' announcements, and makes none.
+		{"gateway", "sub", "$METRO.SERVICE.UP", true},
+		{"gateway", "sub", "$METRO.SERVICE.DOWN", true},
+		{"gateway", "pub", "$METRO.SERVICE.UP", false},
+		{"gateway", "pub", "$METRO.SERVICE.DOWN", false},
+		{"gateway", "sub", "$METRO.>", false},
 
 		// A worker serves its routes in its own queue group only.
 		{w("catalog"), "qsub catalog", "products.*.GET", true},
@@ -117,14 +123,39 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{w("catalog"), "sub", "$SYS.>", false},
 		{w("catalog"), "pub", "_INBOX._gateway.x.1", false},
 		{w("catalog"), "pub", "admin.GET", false},
+		// It announces itself, and its Transport follows the others'
+		// announcements and asks every service for its info, but asks
+		// nothing else of the service protocol and cannot answer it in
+		// another service's place.
+		{w("catalog"), "pub", "$METRO.SERVICE.UP", true},
+		{w("catalog"), "pub", "$METRO.SERVICE.DOWN", true},
+		{w("catalog"), "sub", "$METRO.SERVICE.UP", true},
+		{w("catalog"), "sub", "$METRO.SERVICE.DOWN", true},
+		{w("catalog"), "pub", "$SRV.INFO", true},
+		{w("catalog"), "pub", "$SRV.INFO.orders", false},
+		{w("catalog"), "pub", "$SRV.PING", false},
+		{w("catalog"), "pub", "$SRV.STATS", false},
+		{w("catalog"), "pub", "$METRO.SERVICE.X", false},
+		{w("catalog"), "sub", "$METRO.>", false},
+		{w("catalog"), "sub", "$SRV.PING.orders", false},
+		{w("catalog"), "sub", "$SRV.INFO.orders.x", false},
 
 		{w("orders"), "pub", "products.apple.GET", true}, // calls: [catalog]
 		{w("orders"), "pub", "legacy.POST", false},
 		{w("orders"), "pub", "orders.POST", false},
+		{w("orders"), "pub", "$METRO.SERVICE.UP", true},
+		{w("orders"), "sub", "$METRO.SERVICE.UP", true},
+		{w("orders"), "pub", "$SRV.INFO", true},
 
 		{w("billing"), "qsub billing", "invoices.*.GET", true},
 		{w("billing"), "pub", "products.apple.GET", false}, // calls: []
 		{w("billing"), "pub", "orders.POST", false},
+		// With nothing to call it has no Transport to follow discovery
+		// for, but still announces itself.
+		{w("billing"), "pub", "$METRO.SERVICE.UP", true},
+		{w("billing"), "pub", "$METRO.SERVICE.DOWN", true},
+		{w("billing"), "pub", "$SRV.INFO", false},
+		{w("billing"), "sub", "$METRO.SERVICE.UP", false},
 
 		// Tap watches everything and can take nothing.
 		{"tap", "sub", ">", true},
@@ -135,6 +166,9 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{"tap", "sub", "$SYS.>", false},
 		{"tap", "pub", "products.apple.GET", false},
 		{"tap", "pub", "_INBOX._gateway.x.1", false},
+		{"tap", "sub", "$METRO.SERVICE.UP", true},
+		{"tap", "pub", "$METRO.SERVICE.UP", false},
+		{"tap", "qsub tap", "$METRO.SERVICE.UP", false},
 
 		{"tools", "pub", "products.apple.GET", true},
 		{"tools", "pub", "$SRV.PING", true},
@@ -144,6 +178,12 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{"tools", "sub", "products.*.GET", false},
 		{"tools", "sub", "$SYS.>", false},
 		{"tools", "pub", "_INBOX._gateway.x.1", false},
+		// metro call follows discovery as a worker's Transport does.
+		{"tools", "pub", "$SRV.INFO", true},
+		{"tools", "sub", "$METRO.SERVICE.UP", true},
+		{"tools", "sub", "$METRO.SERVICE.DOWN", true},
+		{"tools", "pub", "$METRO.SERVICE.UP", false},
+		{"tools", "pub", "$METRO.SERVICE.DOWN", false},
 	}
 	runChecks(t, b, checks)
 }
@@ -193,7 +233,17 @@ func TestUndeclaredRoutes(t *testing.T) {
 		{"gateway", "sub", "_INBOX.>", false},
 		{w("catalog"), "pub", "invoices.1.GET", true},
 		{w("catalog"), "pub", "_INBOX._gateway.x.1", false},
-		{w("catalog"), "pub", "$SRV.INFO", false},
+		{w("catalog"), "pub", "$SRV.INFO", true},
+		{w("catalog"), "pub", "$SRV.PING", false},
+		{w("catalog"), "pub", "$SRV.STATS", false},
+		{w("catalog"), "pub", "$SRV.INFO.billing", false},
+		{w("catalog"), "pub", "$SRV.PING.billing.x", false},
+		{w("catalog"), "pub", "$METRO.SERVICE.UP", true},
+		{w("catalog"), "sub", "$METRO.SERVICE.UP", true},
+		{w("billing"), "pub", "$METRO.SERVICE.UP", true},
+		{w("billing"), "pub", "$METRO.SERVICE.DOWN", true},
+		{w("billing"), "pub", "$SRV.INFO", false},
+		{w("billing"), "sub", "$METRO.SERVICE.UP", false},
 		{"tools", "pub", "_INBOX._gateway.x.1", false},
 	})
 }
@@ -206,6 +256,8 @@ func TestPrefixedProject(t *testing.T) {
 		{"tap", "sub", "api.>", true},
 		{"tap", "sub", "_INBOX.>", true},
 		{"tap", "sub", ">", false},
+		{"tap", "sub", "$METRO.SERVICE.UP", true},
+		{"tap", "sub", "$METRO.SERVICE.DOWN", true},
 		{"gateway", "pub", "api.products.GET", true},
 		{"gateway", "pub", "products.GET", false},
 		{natsauth.WorkerID("catalog"), "qsub catalog", "api.products.GET", true},
@@ -288,10 +340,10 @@ func TestShopExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range users {
-		if u.ID == natsauth.WorkerID("catalog") && len(u.Publish) != 0 {
-			t.Errorf("catalog (calls: []) may publish %v", u.Publish)
+		if u.ID == natsauth.WorkerID("catalog") && !slices.Equal(u.Publish, []string{"$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN"}) {
+			t.Errorf("catalog (calls: []) may publish %v, want its announcements only", u.Publish)
 		}
-		if u.ID == natsauth.WorkerID("orders") && !slices.Equal(u.Publish, []string{"products.GET", "products.HEAD", "products.*.GET", "products.*.HEAD"}) {
+		if u.ID == natsauth.WorkerID("orders") && !slices.Equal(u.Publish, []string{"products.GET", "products.HEAD", "products.*.GET", "products.*.HEAD", "$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN", "$SRV.INFO"}) {
 			t.Errorf("orders (calls: [catalog]) may publish %v", u.Publish)
 		}
 	}
