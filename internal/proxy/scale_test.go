@@ -106,10 +106,16 @@ func TestThousandInstances(t *testing.T) {
 		wconns = append(wconns, natstest.Connect(t, ns))
 	}
 
+	// Connected before the load starts: a connect's handshake has a short
+	// timeout of its own.
+	var gconns []*nats.Conn
+	for range gateways {
+		gconns = append(gconns, natstest.Connect(t, ns))
+	}
 	var gws []*proxy.Gateway
 	var urls []string
 	startGateway := func() {
-		gw, srv := metrotest.StartGateway(t, natstest.Connect(t, ns), proxy.Config{
+		gw, srv := metrotest.StartGateway(t, gconns[len(gws)], proxy.Config{
 			DiscoveryInterval: proxy.DefaultDiscoveryInterval,
 			Logger:            quiet,
 		})
