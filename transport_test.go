@@ -823,9 +823,24 @@ func TestTransportClientErrors(t *testing.T) {
 	runCallee(t, w)
 	t.Cleanup(func() { close(release) })
 	tr := &metro.Transport{Conn: natstest.Connect(t, s)}
+	// The first request waits for the transport's view of the services;
+	// one made now leaves the timeouts below to the exchange itself.
+	if resp, err := (&http.Client{Transport: tr}).Get("metro:///warm-up"); err == nil {
+		resp.Body.Close()
+	}
+	// recv waits for what the callee reports, failing rather than hanging
+	// when the request never reached it.
+	recv := func(t *testing.T, what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the callee never %s", what)
+		}
+	}
 
 	t.Run("Client.Timeout", func(t *testing.T) {
-		c := &http.Client{Transport: tr, Timeout: 200 * time.Millisecond}
+		c := &http.Client{Transport: tr, Timeout: time.Second}
 		resp, err := c.Get("metro:///sloth")
 		if err == nil {
 			resp.Body.Close()
@@ -834,14 +849,14 @@ func TestTransportClientErrors(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) && !os.IsTimeout(err) {
 			t.Errorf("error %v is not a timeout", err)
 		}
-		<-started
+		recv(t, "started", started)
 		// The callee was told the caller's deadline and gives up too.
 		if err := <-gaveUp; !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("callee context ended with %v", err)
 		}
 	})
 	t.Run("context deadline", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", "metro:///sloth", nil)
 		resp, err := (&http.Client{Transport: tr}).Do(req)
@@ -852,7 +867,7 @@ func TestTransportClientErrors(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v, want context.DeadlineExceeded", err)
 		}
-		<-started
+		recv(t, "started", started)
 		<-gaveUp
 	})
 	t.Run("cancelled", func(t *testing.T) {
