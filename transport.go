@@ -162,6 +162,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		RequestID:   rid,
 		Deadline:    deadline,
 		Body:        body,
+		// A caller may pass on the claims it was given (PROTOCOL.md
+		// section 8); like every Metro-* header it is otherwise dropped.
+		Claims: req.Header.Get(wire.HeaderClaims),
 	}
 	if v := t.viewOf(nc, prefix); v != nil {
 		// The first request waits for the services' first answers, but

@@ -97,6 +97,7 @@ func Replay(t *testing.T, h http.Handler, file string, opts ...Option) {
 			}
 			req := httptest.NewRequestWithContext(t.Context(), ex.Method, target, bytes.NewReader(ex.Request.Body))
 			replay.CopyHeader(req.Header, ex.Request.Header)
+			replay.SetClaims(req.Header, &ex)
 			if ex.RequestID != "" {
 				req.Header.Set(wire.HeaderRequestID, ex.RequestID)
 			}

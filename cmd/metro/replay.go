@@ -36,7 +36,8 @@ Requests go over NATS (--server, else $NATS_URL, else the metro dev
 running in this project), or through a gateway with --gateway URL.
 --ignore takes a JSONPath (RFC 9535) of values that change from run to
 run, such as ids and timestamps. Headers recorded as [redacted] are not
-sent.
+sent; -H sets a header on every request instead (say, a fresh bearer
+token through a gateway that checks one).
 
 Exits 0 when every reply matches, 1 when any differs or fails, 2 on
 misuse or a recording that does not parse.`,
@@ -90,6 +91,7 @@ misuse or a recording that does not parse.`,
 	f.StringArrayVar(&o.Ignore, "ignore", nil, "leave the JSON values at this `JSONPATH` out of comparisons (repeatable), e.g. '$.id'")
 	f.IntVar(&o.Concurrency, "concurrency", 1, "requests in flight at once (1: one after another, in recorded order)")
 	f.BoolVar(&o.JSON, "json", false, "write one JSON result per exchange")
+	f.StringArrayVarP(&o.Headers, "header", "H", nil, "set header \"Name: value\" on every request, in place of the recorded one (repeatable), e.g. a fresh token for a redacted Authorization")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "how long to wait for each reply")
 	f.StringVar(&o.server, "server", "", "NATS server URL (default: $NATS_URL, then the running metro dev)")
 	f.StringVar(&o.prefix, "prefix", "", "subject prefix (default: $METRO_PREFIX, then the running metro dev's)")

@@ -89,17 +89,26 @@ func (o Options) request(ctx context.Context, body io.Reader) (*http.Request, er
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	for _, h := range o.Headers {
-		k, v, ok := strings.Cut(h, ":")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		// A name must be an RFC 9110 token and a value free of control
-		// bytes other than tab: anything else could not cross as a NATS
-		// header, and a line break would start another header.
-		if !ok || !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
-			return nil, fmt.Errorf("%w: header %q is not \"Name: value\"", ErrUsage, h)
+		k, v, err := ParseHeader(h)
+		if err != nil {
+			return nil, err
 		}
 		req.Header.Add(k, v)
 	}
 	return req, nil
+}
+
+// ParseHeader splits a command line's "Name: value" header. A name must be
+// an RFC 9110 token and a value free of control bytes other than tab:
+// anything else could not cross as a NATS header, and a line break would
+// start another header. The error wraps ErrUsage.
+func ParseHeader(h string) (name, value string, err error) {
+	k, v, ok := strings.Cut(h, ":")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+		return "", "", fmt.Errorf("%w: header %q is not \"Name: value\"", ErrUsage, h)
+	}
+	return k, v, nil
 }
 
 func (o Options) body() (io.Reader, error) {

@@ -40,6 +40,11 @@ type Exchange struct {
 	Error   string `json:"error,omitempty"`
 
 	Request Message `json:"request"`
+	// Claims are the verified token claims the gateway passed to the
+	// worker (Metro-Claims, PROTOCOL.md section 8: base64url JSON), so a
+	// replay reaches the worker as the same caller. Claims say who called,
+	// as a user id in a log line does; they are no credential.
+	Claims string `json:"claims,omitempty"`
 	// Status, ReplyHeader and the reply body are what an HTTP client got
 	// (PROTOCOL.md section 3), present when Outcome is ok.
 	Status int      `json:"status,omitempty"`

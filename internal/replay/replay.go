@@ -15,8 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/call"
 	"github.com/metropolis-dev/metro/internal/recording"
 	"github.com/metropolis-dev/metro/internal/subject"
+	"github.com/metropolis-dev/metro/internal/wire"
 )
 
 // Options are one metro replay run.
@@ -32,8 +34,12 @@ type Options struct {
 	Concurrency int           // requests in flight at once (default 1: in order)
 	Timeout     time.Duration // per request (default 30s)
 	JSON        bool          // one result object per exchange
-	Out         io.Writer     // results
-	Log         io.Writer     // the summary line when JSON is set
+	// Headers ("Name: value") replace the recorded ones of that name on
+	// every request: a fresh credential where the recording has only the
+	// redaction marker.
+	Headers []string
+	Out     io.Writer // results
+	Log     io.Writer // the summary line when JSON is set
 }
 
 // UsageError marks options or a recording that cannot be replayed at all.
@@ -286,10 +292,21 @@ func (o Options) sender() (sendFunc, error) {
 		base = metro.Scheme + "://"
 		client = &http.Client{Transport: &metro.Transport{Conn: nc, Prefix: prefix, Timeout: timeout}}
 	}
+	extra := http.Header{}
+	for _, h := range o.Headers {
+		k, v, err := call.ParseHeader(h)
+		if err != nil {
+			return nil, &UsageError{err}
+		}
+		extra.Add(k, v)
+	}
 	return func(ctx context.Context, ex *recording.Exchange) (Response, error) {
 		req, err := Request(ctx, base, ex)
 		if err != nil {
 			return Response{}, err
+		}
+		for k, vs := range extra {
+			req.Header[k] = vs
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -317,12 +334,23 @@ func Request(ctx context.Context, base string, ex *recording.Exchange) (*http.Re
 		return nil, fmt.Errorf("rebuilding %s %s: %w", ex.Method, ex.Path, err)
 	}
 	CopyHeader(req.Header, ex.Request.Header)
+	SetClaims(req.Header, ex)
 	// The recorded id goes again, so problem bodies, which carry it,
 	// compare equal.
 	if ex.RequestID != "" && req.Header.Get("X-Request-Id") == "" {
 		req.Header.Set("X-Request-Id", ex.RequestID)
 	}
 	return req, nil
+}
+
+// SetClaims gives a replayed request the caller's verified claims, as the
+// gateway passed them. Over NATS they reach the worker as recorded; a
+// gateway drops them as it drops every client's Metro-* header, and
+// verifies the token given with -H instead.
+func SetClaims(h http.Header, ex *recording.Exchange) {
+	if ex.Claims != "" {
+		h[wire.HeaderClaims] = []string{ex.Claims}
+	}
 }
 
 // CopyHeader copies recorded request headers, leaving out redacted

@@ -66,6 +66,7 @@ func ToRecording(ex Exchange) recording.Exchange {
 		Outcome:   ex.Outcome.String(),
 		Error:     ex.Error,
 		Request:   recording.Message{Header: httpHeader(ex.Request.Header), Body: ex.Request.Body},
+		Claims:    nats.Header(ex.Request.Header).Get(wire.HeaderClaims),
 	}
 	if ex.Outcome != OK {
 		return out
