@@ -210,24 +210,15 @@ func setNames(w Worker) []string {
 // checkFile reports whether p, relative to the file's directory, is a
 // regular file.
 func (c *Config) checkFile(p string) error {
-	full := p
-	if !filepath.IsAbs(p) {
-		full = filepath.Join(c.Dir, p)
-	}
-	fi, err := os.Stat(full)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s does not exist (record one with metro tap --record %s)", p, p)
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a file", p)
-	}
-	return nil
+	return c.checkPath(p, "file", " (record one with metro tap --record "+p+")")
 }
 
 // checkDir reports whether p, relative to the file's directory, is a directory.
-func (c *Config) checkDir(p string) error {
+func (c *Config) checkDir(p string) error { return c.checkPath(p, "directory", "") }
+
+// checkPath reports whether p, relative to the file's directory, is a
+// regular file or a directory (kind); hint follows "does not exist".
+func (c *Config) checkPath(p, kind, hint string) error {
 	full := p
 	if !filepath.IsAbs(p) {
 		full = filepath.Join(c.Dir, p)
@@ -235,11 +226,11 @@ func (c *Config) checkDir(p string) error {
 	fi, err := os.Stat(full)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s does not exist", p)
+		return fmt.Errorf("%s does not exist%s", p, hint)
 	case err != nil:
 		return err
-	case !fi.IsDir():
-		return fmt.Errorf("%s is not a directory", p)
+	case kind == "directory" && !fi.IsDir(), kind == "file" && !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a %s", p, kind)
 	}
 	return nil
 }

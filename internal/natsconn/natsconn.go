@@ -5,11 +5,13 @@
 package natsconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -130,4 +132,23 @@ func Redact(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// Poll checks cond every few milliseconds until it holds (true), ctx ends
+// or limit passes (false): how a move away from a server in lame duck
+// mode waits for the new connection, or for requests in flight to end.
+func Poll(ctx context.Context, limit time.Duration, cond func() bool) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	end := time.After(limit)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-end:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

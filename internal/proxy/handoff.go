@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/metropolis-dev/metro/internal/natsconn"
 )
 
 // A lane is a NATS connection that requests are sent on, with the inbox
@@ -106,19 +108,19 @@ func (g *Gateway) handOff(ctx context.Context) {
 	standby := newLane(sc)
 	defer func() {
 		g.lane.Store(primary)
-		waitFor(ctx, g.longest(), func() bool { return standby.inflight.Load() == 0 })
+		natsconn.Poll(ctx, g.longest(), func() bool { return standby.inflight.Load() == 0 })
 		standby.inbox.close()
 		sc.Close()
 	}()
 	g.lane.Store(standby)
 	g.log.Info("NATS server entering lame duck mode: requests move to another server", "to", sc.ConnectedUrlRedacted())
-	if !waitFor(ctx, g.longest(), func() bool { return primary.inflight.Load() == 0 }) {
+	if !natsconn.Poll(ctx, g.longest(), func() bool { return primary.inflight.Load() == 0 }) {
 		return
 	}
 	if err := primary.nc.ForceReconnect(); err != nil {
 		return
 	}
-	if !waitFor(ctx, time.Minute, func() bool {
+	if !natsconn.Poll(ctx, time.Minute, func() bool {
 		return primary.nc.IsConnected() && primary.nc.ConnectedServerId() != from
 	}) {
 		return
@@ -136,21 +138,4 @@ func (g *Gateway) longest() time.Duration {
 		longest = max(longest, r.timeout)
 	}
 	return longest + time.Second
-}
-
-// waitFor polls cond until it holds (true), ctx ends or limit passes.
-func waitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	end := time.After(limit)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-end:
-			return false
-		case <-t.C:
-		}
-	}
-	return true
 }

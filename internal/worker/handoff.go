@@ -52,7 +52,7 @@ func (w *Worker) handOff(ctx context.Context, nc *nats.Conn, subs []*nats.Subscr
 	if err := nc.ForceReconnect(); err != nil {
 		return nil
 	}
-	if !until(ctx, time.Minute, func() bool { return nc.IsConnected() && nc.ConnectedServerId() != from }) {
+	if !natsconn.Poll(ctx, time.Minute, func() bool { return nc.IsConnected() && nc.ConnectedServerId() != from }) {
 		return nil
 	}
 	subs, err = w.subscribe(nc)
@@ -73,7 +73,7 @@ func drained(ctx context.Context, subs []*nats.Subscription) bool {
 	for _, s := range subs {
 		_ = s.Drain()
 	}
-	return until(ctx, time.Minute, func() bool {
+	return natsconn.Poll(ctx, time.Minute, func() bool {
 		for _, s := range subs {
 			if s.IsValid() {
 				return false
@@ -81,21 +81,4 @@ func drained(ctx context.Context, subs []*nats.Subscription) bool {
 		}
 		return true
 	})
-}
-
-// until polls cond until it holds (true), ctx ends or limit passes.
-func until(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	end := time.After(limit)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-end:
-			return false
-		case <-t.C:
-		}
-	}
-	return true
 }
