@@ -54,22 +54,14 @@ func testLockedBus(t *testing.T, dir string, st devstate.State) {
 	}
 
 	// orders calls the catalog: a publish its calls allow, the reply on
-	// its own inbox. Placing an order takes a token (gateway.auth), minted
-	// as metro token does from the example's development key.
-	cfg, err := config.Load(filepath.Join(dir, "metro.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok strings.Builder
-	if err := devtoken.Run(devtoken.Options{Config: cfg, Sub: "alice", Out: &tok, ErrOut: io.Discard}); err != nil {
-		t.Fatal(err)
-	}
+	// its own inbox.
+	token := shopToken(t, dir)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.GatewayURL+"/orders", strings.NewReader(`{"items":[{"product":"apple","quantity":1}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -160,4 +152,19 @@ func TestDevWorkerOutsideItsRoutes(t *testing.T) {
 	if code := d.interrupt(t, 60*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
+}
+
+// shopToken is a bearer token for the shop's POST /orders (gateway.auth),
+// minted as metro token does from the example's development key.
+func shopToken(t *testing.T, dir string) string {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join(dir, "metro.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok strings.Builder
+	if err := devtoken.Run(devtoken.Options{Config: cfg, Sub: "alice", Out: &tok, ErrOut: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(tok.String())
 }

@@ -28,6 +28,7 @@ func TestDevTrace(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", st.GatewayURL+"/orders",
 		strings.NewReader(`{"items":[{"product":"apple","quantity":3}]}`))
+	req.Header.Set("Authorization", "Bearer "+shopToken(t, dir))
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
