@@ -38,8 +38,8 @@ func TestReportWritesTableAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("results are not JSON: %v", err)
 	}
-	if len(got.Scenarios) != 7 || got.Reload.Median != 412.5 {
-		t.Errorf("results: %d scenarios, reload median %v; want 7 and 412.5", len(got.Scenarios), got.Reload.Median)
+	if len(got.Scenarios) != 10 || got.Reload.Median != 412.5 {
+		t.Errorf("results: %d scenarios, reload median %v; want 10 and 412.5", len(got.Scenarios), got.Reload.Median)
 	}
 }
 

@@ -16,16 +16,30 @@ func Render(w io.Writer, res Result) error {
 		b.WriteString(s + "\n\n")
 	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tscenario\treq/s\tp50\tp99\tx nginx\tx revproxy\tx (g)\tof ceiling\tCPU us/req")
+	fmt.Fprintln(tw, "\tscenario\treq/s\tp50\tp99\tx nginx\tx revproxy\tx (g)\tx (d)\tp99 x (d)\tof ceiling\tCPU us/req")
 	for _, sr := range res.Scenarios {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			sr.ID, sr.Label, sr.RPS, msString(sr.P50Ms), msString(sr.P99Ms),
-			opt(sr.XNginx, "%.2f"), opt(sr.XRevproxy, "%.2f"), opt(sr.XRevproxyDefault, "%.2f"), opt(sr.OfCeiling, "%.2f"), cpuString(sr))
+			opt(sr.XNginx, "%.2f"), opt(sr.XRevproxy, "%.2f"), opt(sr.XRevproxyDefault, "%.2f"),
+			opt(sr.XMetro, "%.2f"), opt(sr.P99XMetro, "%.2f"), opt(sr.OfCeiling, "%.2f"), cpuString(sr))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rendering the table: %w", err)
 	}
 	b.WriteString("\n")
+	for _, sr := range res.Scenarios {
+		if sr.XMetro == nil {
+			continue
+		}
+		// The cost line reads the per-round ratio when there is one: a
+		// neighbour's burst moves it least.
+		x := *sr.XMetro
+		if sr.XMetroPaired != nil {
+			x = *sr.XMetroPaired
+		}
+		fmt.Fprintf(&b, "cost vs metro (d): %s %s: req/s %.2fx, p99 %sx\n",
+			sr.ID, strings.TrimPrefix(sr.Label, "(d) "), x, opt(sr.P99XMetro, "%.2f"))
+	}
 	if res.CeilingRPS != nil {
 		fmt.Fprintf(&b, "ceiling 1/(1/a + 1/f): %.0f req/s\n", *res.CeilingRPS)
 	}

@@ -23,7 +23,7 @@ import (
 
 // Scenario is one of the set-ups the benchmark measures.
 type Scenario struct {
-	ID    string // a..g, as in bench/README.md (a..f as in issue 10)
+	ID    string // as in bench/README.md (a..f as in issue 10)
 	Name  string // short key used in JSON
 	Label string // what stands in front of the hello handler
 }
@@ -35,6 +35,9 @@ var Scenarios = []Scenario{
 	{"c", "revproxy", "httputil.ReverseProxy -> backend"},
 	{"g", "revproxy_default", "ReverseProxy, default Transport -> backend"},
 	{"d", "metro", "metro gateway -> nats-server -> worker"},
+	{"j", "metro_jwt", "(d) verifying a JWT per request"},
+	{"l", "metro_locked", "(d) on a locked bus (nkeys, permissions)"},
+	{"t", "metro_traced", "(d) tracing every request (OTLP)"},
 	{"e", "metro_embedded", "metro gateway with embedded NATS -> worker"},
 	{"f", "nats", "raw NATS request/reply, no HTTP"},
 }
@@ -134,7 +137,7 @@ func loadSample(dir, name string) (Sample, error) {
 	r, id, ok := strings.Cut(name, "-")
 	round, err := strconv.Atoi(strings.TrimPrefix(r, "r"))
 	if !ok || !strings.HasPrefix(r, "r") || err != nil || round < 1 || scenario(id) == nil {
-		return s, fmt.Errorf("sample directory %q: want r<round>-<a..f>", name)
+		return s, fmt.Errorf("sample directory %q: want r<round>-<scenario id>", name)
 	}
 	s.Round, s.Scenario = round, id
 	if id == "f" {

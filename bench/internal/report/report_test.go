@@ -40,8 +40,8 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if len(samples) != 21 {
-		t.Fatalf("loaded %d samples, want 21", len(samples))
+	if len(samples) != 30 {
+		t.Fatalf("loaded %d samples, want 30", len(samples))
 	}
 	res, err := Summarize(meta, samples, 100)
 	if err != nil {
@@ -86,6 +86,33 @@ func TestSummarize(t *testing.T) {
 			check: func(t *testing.T, r Result) {
 				if got := r.Scenarios[0].RPS; got != 200 {
 					t.Errorf("median rps = %v, want 200", got)
+				}
+			},
+		},
+		{
+			name: "feature variants read against metro (d)",
+			in: []Sample{
+				wrk("d", 1, 200, 20, nil), wrk("d", 2, 400, 20, nil),
+				wrk("j", 1, 100, 30, nil), wrk("j", 2, 300, 30, nil),
+				wrk("l", 1, 200, 20, nil), wrk("t", 2, 100, 40, nil),
+				wrk("a", 1, 1000, 1, nil),
+			},
+			check: func(t *testing.T, r Result) {
+				j := find(t, r, "j")
+				// medians 200 / 300; per round 0.5 and 0.75.
+				if j.XMetro == nil || *j.XMetro != 0.667 || j.XMetroPaired == nil || *j.XMetroPaired != 0.625 || *j.P99XMetro != 1.5 {
+					t.Errorf("j against d: x %v, paired %v, p99 %v", j.XMetro, j.XMetroPaired, j.P99XMetro)
+				}
+				if l := find(t, r, "l"); l.XMetroPaired == nil || *l.XMetroPaired != 1 {
+					t.Errorf("l paired with d's round 1: %v", l.XMetroPaired)
+				}
+				if tr := find(t, r, "t"); tr.XMetroPaired == nil || *tr.XMetroPaired != 0.25 || *tr.P99XMetro != 2 {
+					t.Errorf("t against d's round 2: paired %v, p99 %v", tr.XMetroPaired, tr.P99XMetro)
+				}
+				for _, id := range []string{"a", "d"} {
+					if sr := find(t, r, id); sr.XMetro != nil || sr.P99XMetro != nil {
+						t.Errorf("%s is no variant of d but got x (d) %v", id, sr.XMetro)
+					}
 				}
 			},
 		},

@@ -46,7 +46,13 @@ type ScenarioResult struct {
 	XRevproxyPaired        *float64 `json:"x_revproxy_paired,omitempty"`
 	XRevproxyDefaultPaired *float64 `json:"x_revproxy_default_paired,omitempty"`
 	P99XNginx              *float64 `json:"p99_x_nginx,omitempty"`
-	OfCeiling              *float64 `json:"of_ceiling,omitempty"`
+	// XMetro is the ratio to metro (d) of the scenarios that are (d) with
+	// one feature turned on (j, l, t): what that feature costs. XMetroPaired
+	// is the median of the per-round ratios, P99XMetro the ratio of p99s.
+	XMetro       *float64 `json:"x_metro,omitempty"`
+	XMetroPaired *float64 `json:"x_metro_paired,omitempty"`
+	P99XMetro    *float64 `json:"p99_x_metro,omitempty"`
+	OfCeiling    *float64 `json:"of_ceiling,omitempty"`
 	// CPUUsPerReq maps each process role to the median CPU microseconds it
 	// spent per request.
 	CPUUsPerReq map[string]float64 `json:"cpu_us_per_req,omitempty"`
@@ -186,6 +192,13 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 		sr.XNginxPaired = paired(samples, sr.ID, "b")
 		sr.XRevproxyPaired = paired(samples, sr.ID, "c")
 		sr.XRevproxyDefaultPaired = paired(samples, sr.ID, "g")
+		if d := byID["d"]; d != nil && d.RPS > 0 && Variant(sr.ID) {
+			sr.XMetro = ptr(round(sr.RPS/d.RPS, 3))
+			sr.XMetroPaired = paired(samples, sr.ID, "d")
+			if d.P99Ms > 0 {
+				sr.P99XMetro = ptr(round(sr.P99Ms/d.P99Ms, 3))
+			}
+		}
 		if res.CeilingRPS != nil && (sr.ID == "d" || sr.ID == "e") {
 			sr.OfCeiling = ptr(round(sr.RPS / *res.CeilingRPS, 3))
 		}
@@ -211,6 +224,10 @@ func Summarize(meta map[string]string, samples []Sample, clkTck int) (Result, er
 	}
 	return res, nil
 }
+
+// Variant reports whether scenario id is metro (d) with one feature of the
+// request path turned on, whose figures are read against (d)'s.
+func Variant(id string) bool { return id == "j" || id == "l" || id == "t" }
 
 // paired returns the median over rounds of id's req/s divided by base's in
 // the same round, or nil when no round has both.
