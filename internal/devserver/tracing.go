@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,14 @@ import (
 // devBatchDelay is how long finished spans wait before they are sent in
 // metro dev: short, so that `metro trace` finds a request just made.
 const devBatchDelay = 100 * time.Millisecond
+
+// TracesEnv sets how many recent traces metro dev keeps for metro trace
+// (tracing.DefaultMaxTraces unless set); maxDevTraces bounds it, as each
+// trace may hold up to tracing.DefaultSpansPerTrace spans.
+const (
+	TracesEnv    = "METRO_DEV_TRACES"
+	maxDevTraces = 100_000
+)
 
 // devTracing is metro dev's trace collector and the gateway's provider.
 type devTracing struct {
@@ -43,7 +52,15 @@ func startTracing(ctx context.Context, getenv func(string) string, printf func(s
 			}
 		}
 	}
-	col, err := tracing.StartCollector("127.0.0.1:0", tracing.NewBuffer(0, 0), fwd)
+	keep := 0 // the default
+	if v := getenv(TracesEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDevTraces {
+			return nil, fmt.Errorf("%s=%q: want a number of traces from 1 to %d", TracesEnv, v, maxDevTraces)
+		}
+		keep = n
+	}
+	col, err := tracing.StartCollector("127.0.0.1:0", tracing.NewBuffer(keep, 0), fwd)
 	if err != nil {
 		return nil, err
 	}
