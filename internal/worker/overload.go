@@ -39,16 +39,8 @@ func (w *Worker) expired(m *nats.Msg) bool {
 // would not serve (another worker's route, see owns) is left for its
 // owner.
 func (w *Worker) shed(m *nats.Msg) {
-	if m.Reply == "" {
+	if m.Reply == "" || !w.claims(m) {
 		return
-	}
-	req, cancel, err := w.request(m)
-	if err == nil {
-		ep := w.route(req)
-		cancel()
-		if ep == nil || !w.owns(req, ep) {
-			return
-		}
 	}
 	w.metrics.shed.Inc()
 	rid := wire.Get(m.Header, wire.HeaderRequestID)
@@ -63,4 +55,21 @@ func (w *Worker) shed(m *nats.Msg) {
 	if err := m.RespondMsg(&nats.Msg{Header: h, Data: body}); err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}
+}
+
+// claims reports whether m is for this worker to answer. Shedding happens
+// when the worker is busiest, so the route the gateway chose (Metro-Route)
+// decides when there is one: a route of this worker's, or another's. A
+// message without it goes through the route set, as serve would do.
+func (w *Worker) claims(m *nats.Msg) bool {
+	if key := wire.Get(m.Header, wire.HeaderRoute); key != "" {
+		return w.byKey[key] != nil
+	}
+	req, cancel, err := w.request(m)
+	if err != nil {
+		return true // malformed: serve would answer it too
+	}
+	defer cancel()
+	ep := w.route(req)
+	return ep != nil && w.owns(req, ep)
 }
