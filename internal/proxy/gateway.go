@@ -329,8 +329,8 @@ const (
 
 // routeDeadlines moves the connection's deadlines to a route's own
 // timeout. Left at the server's, which come from the default timeout, a
-// longer route's reply would be cut off, and a background read past the
-// read deadline would end the request's context as if the client had left.
+// longer route's reply would meet a write deadline already past, and the
+// client would get an empty answer.
 func routeDeadlines(w http.ResponseWriter, deadline time.Time) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(deadline.Add(readMargin)) // not supported: not a connection of ours
