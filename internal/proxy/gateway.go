@@ -345,7 +345,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 	}
 	h := w.Header()
 	_, x.send = g.tracer.StartSend(r.Context(), x.subject, rt.pattern, r.Header)
-	m, err := ln.inbox.request(r.Context(), req.Msg(x.subject), deadline)
+	msg := req.Msg(x.subject)
+	m, err := ln.inbox.request(r.Context(), msg, deadline)
+	if errors.Is(err, nats.ErrNoResponders) {
+		m, err = g.retryNoResponders(r.Context(), ln, msg, deadline, err)
+	}
 	x.sent = time.Now()
 	if err != nil && r.Context().Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
@@ -391,12 +395,43 @@ const (
 
 // routeDeadlines moves the connection's deadlines to a route's own
 // timeout. Left at the server's, which come from the default timeout, a
-// longer route's reply would be cut off, and a background read past the
-// read deadline would end the request's context as if the client had left.
+// longer route's reply would meet a write deadline already past, and the
+// client would get an empty answer.
 func routeDeadlines(w http.ResponseWriter, deadline time.Time) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(deadline.Add(readMargin)) // not supported: not a connection of ours
 	_ = rc.SetWriteDeadline(deadline.Add(writeMargin))
+}
+
+// noResponderRetry bounds how long a request that found no responder
+// for a route known to be live is sent again.
+const noResponderRetry = time.Second
+
+// retryNoResponders sends msg again, with backoff, while NATS answers that
+// no one subscribes to it. That answer means no worker got the request, so
+// sending it again is safe, and for a route whose workers announced
+// themselves within the last second it is most likely a moment in which
+// interest is moving between servers (a worker moving off a server in lame
+// duck mode subscribes on another before leaving, but the servers learn of
+// the two changes over different routes).
+func (g *Gateway) retryNoResponders(ctx context.Context, ln *lane, msg *nats.Msg, deadline time.Time, err error) (*nats.Msg, error) {
+	until := time.Now().Add(noResponderRetry)
+	wait := 5 * time.Millisecond
+	for errors.Is(err, nats.ErrNoResponders) && time.Now().Add(wait).Before(until) && time.Now().Add(wait).Before(deadline) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait *= 2
+		var m *nats.Msg
+		if m, err = ln.inbox.request(ctx, msg, deadline); err == nil {
+			return m, nil
+		}
+	}
+	return nil, err
 }
 
 var errBodyTooLarge = errors.New("request body too large")

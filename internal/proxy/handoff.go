@@ -18,6 +18,11 @@ type lane struct {
 	nc       *nats.Conn
 	inbox    *inbox
 	inflight atomic.Int64
+	// moving is set while the lane's connection is moved on purpose, with
+	// nothing in flight: its disconnection is then no loss. nats.go reports
+	// it later, on its callback goroutine, maybe after new requests have
+	// gone out on the new server; those must not be failed.
+	moving atomic.Bool
 }
 
 // newLane makes a lane on nc. When nc loses its server, requests waiting
@@ -29,6 +34,9 @@ func newLane(nc *nats.Conn) *lane {
 	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
 		if prev != nil {
 			prev(c, err)
+		}
+		if ln.moving.CompareAndSwap(true, false) {
+			return
 		}
 		ln.inbox.connectionLost()
 	})
@@ -117,12 +125,18 @@ func (g *Gateway) handOff(ctx context.Context) {
 	if !natsconn.Poll(ctx, g.longest(), func() bool { return primary.inflight.Load() == 0 }) {
 		return
 	}
+	primary.moving.Store(true)
 	if err := primary.nc.ForceReconnect(); err != nil {
+		primary.moving.Store(false)
 		return
 	}
+	// Back on the primary only once nats.go has reported the
+	// disconnection (clearing moving), so that the report cannot be taken
+	// for a loss of requests sent after the move.
 	if !natsconn.Poll(ctx, time.Minute, func() bool {
-		return primary.nc.IsConnected() && primary.nc.ConnectedServerId() != from
+		return primary.nc.IsConnected() && primary.nc.ConnectedServerId() != from && !primary.moving.Load()
 	}) {
+		primary.moving.Store(false)
 		return
 	}
 	// The inbox's subscriptions are sent again on reconnecting; once
