@@ -258,7 +258,7 @@ func TestTransportRoundTrip(t *testing.T) {
 			if got.RequestID != rid {
 				t.Errorf("callee request id %q, response X-Request-Id %q", got.RequestID, rid)
 			}
-			if got.Header.Get("Metro-Version") != "2" {
+			if got.Header.Get("Metro-Version") != wire.Version {
 				t.Errorf("Metro-Version = %q", got.Header.Get("Metro-Version"))
 			}
 		})

@@ -361,6 +361,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
+		// A worker may answer while it still reads (an echo, a
+		// transform): net/http then must not close the body when the
+		// reply's first bytes go out.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		up, err := startUpload(ctx, deadline, ln.nc, rest, cancel)
 		if err != nil {
 			fail(http.StatusServiceUnavailable, "streaming the request body: "+err.Error())

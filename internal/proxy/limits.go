@@ -131,11 +131,11 @@ func (g *Gateway) readFirstPart(w http.ResponseWriter, r *http.Request, held *in
 	}
 	*held = 2 * int64(size)
 	buf := make([]byte, size)
-	n, err := io.ReadFull(body, buf)
+	n, err := stream.ReadPart(body, buf)
 	switch {
 	case err == nil:
 		return buf, body, 0, nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case err == io.EOF:
 		return buf[:n], nil, 0, nil
 	}
 	var mbe *http.MaxBytesError

@@ -47,31 +47,15 @@ func startUpload(ctx context.Context, deadline time.Time, nc *nats.Conn, body io
 	u := &upload{src: src, stopSending: stop, done: make(chan struct{})}
 	go func() {
 		defer close(u.done)
-		buf := make([]byte, src.PartSize())
-		for {
-			n, err := io.ReadFull(body, buf)
-			if n > 0 {
-				if serr := src.Send(ctx, buf[:n]); serr != nil {
-					return // the worker stopped reading, or the exchange ended
-				}
-			}
-			switch {
-			case err == nil:
-				continue
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				_ = src.End(ctx)
-				return
-			}
+		_ = src.SendFrom(ctx, body, func(err error) {
+			// The exchange ends first: a worker's answer to the failed
+			// body must find the client's own answer already decided.
 			status := bodyReadStatus(err)
 			if status == http.StatusRequestEntityTooLarge {
 				err = fmt.Errorf("%w: %w", errBodyTooLarge, err)
 			}
-			// The exchange ends first: a worker's answer to the failed
-			// body must find the client's own answer already decided.
 			fail(&bodyError{status: status, err: fmt.Errorf("reading request body: %w", err)})
-			_ = src.Fail(ctx, "the request body could not be read: "+err.Error())
-			return
-		}
+		})
 	}()
 	return u, nil
 }

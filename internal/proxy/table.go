@@ -30,7 +30,7 @@ type route struct {
 	goneAt atomic.Int64
 	// owner is the service whose queue group runs the route's requests
 	// (sent as Metro-Service), nil without a live instance.
-	owner   atomic.Pointer[string]
+	owner atomic.Pointer[string]
 	// streams: every live instance of the owner reads streamed request
 	// bodies (PROTOCOL.md section 9).
 	streams atomic.Bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,4 +141,47 @@ func (s *Source) send(ctx context.Context, p []byte, failure string) error {
 		}
 		return nil
 	}
+}
+
+// SendFrom sends what r holds, part by part as it is read, then the end.
+// When reading r fails it calls failed (if set) before ending the stream
+// broken, and returns the read's error; an error of sending ends it early
+// too (the reader cancelled, ctx ended).
+func (s *Source) SendFrom(ctx context.Context, r io.Reader, failed func(error)) error {
+	buf := make([]byte, s.size)
+	for {
+		n, err := ReadPart(r, buf)
+		if n > 0 {
+			if serr := s.Send(ctx, buf[:n]); serr != nil {
+				return serr
+			}
+		}
+		switch {
+		case err == nil:
+			continue
+		case err == io.EOF:
+			return s.End(ctx)
+		}
+		if failed != nil {
+			failed(err)
+		}
+		_ = s.Fail(ctx, "the body could not be read: "+err.Error())
+		return err
+	}
+}
+
+// ReadPart fills buf from r. Unlike io.ReadFull it returns io.EOF only
+// for a body that ended where it should: net/http reports one cut short
+// (a closed connection, a length not reached) as io.ErrUnexpectedEOF,
+// which must not pass for the end.
+func ReadPart(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
