@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/reply"
 	"github.com/metropolis-dev/metro/internal/stream"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/tracing"
@@ -55,6 +56,12 @@ var ErrNotRunning = errors.New("metro: worker is not running")
 // section 5). That starts with its first request, which waits a moment
 // for the services' answers; CloseIdleConnections stops it (a worker's
 // Transport stops with the worker).
+//
+// A call whose NATS connection drops while it waits is answered 503 with
+// Retry-After at once, as the gateway answers: its reply would have come
+// through the server that is gone. To see the drop, a Transport adds to
+// Conn's disconnect handler (keeping the one set before) at its first
+// request; like an http.Transport, make one and reuse it.
 type Transport struct {
 	// Conn is the connection to use; a worker's Client sets Conns instead.
 	Conn *nats.Conn
@@ -63,9 +70,30 @@ type Transport struct {
 	// Timeout bounds calls whose context has no deadline (default 30s).
 	Timeout time.Duration
 
-	conn func() *nats.Conn
+	lane func() *reply.Lane                  // the worker's, held
 	view func(prefix string) *discovery.View // the worker's
 	own  discovery.Views                     // a standalone Transport's
+
+	mu      sync.Mutex
+	ownLane *reply.Lane // a standalone Transport's, on Conn
+}
+
+// acquire returns the lane to send a request over, held until its
+// Release, or nil before the worker runs.
+func (t *Transport) acquire() *reply.Lane {
+	if t.lane != nil {
+		return t.lane()
+	}
+	if t.Conn == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ownLane == nil || t.ownLane.Conn != t.Conn {
+		t.ownLane = reply.NewLane(t.Conn)
+	}
+	t.ownLane.Hold()
+	return t.ownLane
 }
 
 // CloseIdleConnections stops following the services' routes; the next
@@ -90,7 +118,7 @@ func (w *Worker) Client() *http.Client {
 
 // Transport returns the worker's Transport; usable while Run runs.
 func (w *Worker) Transport() *Transport {
-	return &Transport{Prefix: w.w.Prefix(), conn: w.w.Conn, view: w.w.View}
+	return &Transport{Prefix: w.w.Prefix(), lane: w.w.Lane, view: w.w.View}
 }
 
 // RoundTrip implements http.RoundTripper. A reply the worker streams
@@ -117,13 +145,14 @@ func (t *Transport) RoundTrip(req *http.Request) (_ *http.Response, err error) {
 	if req.URL.Scheme != Scheme {
 		return nil, fmt.Errorf("metro: unsupported URL scheme %q (want %s://)", req.URL.Scheme, Scheme)
 	}
-	nc := t.Conn
-	if t.conn != nil {
-		nc = t.conn()
-	}
-	if nc == nil {
+	ln := t.acquire()
+	if ln == nil {
 		return nil, ErrNotRunning
 	}
+	// Held until the exchange ends, a streamed reply's included: a lane
+	// moves off a server only once nothing is in flight on it.
+	ends = append(ends, ln.Release)
+	nc := ln.Conn
 	ctx := req.Context()
 	in := wire.IncomingFrom(ctx)
 	clientID := req.Header.Get(wire.ClientRequestID)
@@ -204,7 +233,10 @@ func (t *Transport) RoundTrip(req *http.Request) (_ *http.Response, err error) {
 		}
 		ends = append([]func(){stop}, ends...)
 	}
-	rep, err := wire.Exchange(exchangeCtx, nc, msg, rid)
+	// The exchange's context alone bounds the wait (no second deadline),
+	// for the reason above.
+	m, err := ln.Inbox.Request(exchangeCtx, msg, time.Time{})
+	rep, err := wire.Result(m, err, rid, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			call.End(tracing.Ending{Err: ctx.Err().Error()})
