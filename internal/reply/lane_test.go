@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/reply"
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -116,6 +117,14 @@ func TestLaneMove(t *testing.T) {
 			c := natstest.RunCluster(t, 2, 3*time.Second)
 			arrived := responders(t, c.Servers[1])
 			nc := natstest.Connect(t, c.Servers[0], nats.ReconnectWait(10*time.Millisecond))
+			// The responders' interest reaches the other server over the
+			// route a moment after they subscribe.
+			if !natsconn.Poll(t.Context(), time.Minute, func() bool {
+				_, err := nc.Request("echo", nil, 5*time.Second)
+				return err == nil
+			}) {
+				t.Fatal("the responders never became reachable from the other server")
+			}
 			ln := reply.NewLane(nc)
 			defer ln.Close()
 			echo(t, ln)
