@@ -161,6 +161,9 @@ func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		return nil, fmt.Errorf("%w: the sender is gone (no one subscribes to its stream)", ErrBroken)
 	}
+	if why := m.Header.Get(HeaderError); why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
+	}
 	if m.Header.Get(HeaderPart) == "" {
 		return nil, nil
 	}
@@ -171,9 +174,6 @@ func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 	r.got = n
 	r.Parts++
 	r.inflight = max(r.inflight-1, 0)
-	if why := m.Header.Get(HeaderError); why != "" {
-		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
-	}
 	if len(m.Data) == 0 {
 		r.done.Store(true)
 		return nil, io.EOF

@@ -18,6 +18,10 @@ import (
 // (allow_responses), and the reader renews pulls after staleAfter.
 const pullTTL = 60 * time.Second
 
+// failWait bounds how long a source that failed waits for a pull to
+// answer with the failure.
+const failWait = 5 * time.Second
+
 // ErrCancelled is a source's error once its reader sent cancel.
 var ErrCancelled = errors.New("the reader cancelled the stream")
 
@@ -119,14 +123,34 @@ func (s *Source) Fail(ctx context.Context, why string) error {
 }
 
 func (s *Source) send(ctx context.Context, p []byte, failure string) error {
+	var tick *time.Ticker
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
 	for {
 		var pl pull
 		select {
 		case pl = <-s.pulls:
-		case <-s.cancelled:
-			return ErrCancelled
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the reader to pull part %d: %w", s.part+1, context.Cause(ctx))
+		default:
+			if tick == nil {
+				// A closed connection brings no more pulls; nats.go says
+				// so only when asked.
+				tick = time.NewTicker(pingAfter)
+			}
+			select {
+			case pl = <-s.pulls:
+			case <-s.cancelled:
+				return ErrCancelled
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the reader to pull part %d: %w", s.part+1, context.Cause(ctx))
+			case <-tick.C:
+				if s.mux.nc.IsClosed() {
+					return fmt.Errorf("waiting for the reader to pull part %d: %w", s.part+1, nats.ErrConnectionClosed)
+				}
+				continue
+			}
 		}
 		if time.Since(pl.at) > pullTTL {
 			continue // the server may refuse an answer so late; the reader has renewed it
@@ -163,9 +187,11 @@ func (s *Source) SendFrom(ctx context.Context, r io.Reader, failed func(error)) 
 			return s.End(ctx)
 		}
 		if failed != nil {
-			failed(err)
+			failed(err) // which may end ctx: the reader must still be told
 		}
-		_ = s.Fail(ctx, "the body could not be read: "+err.Error())
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failWait)
+		_ = s.Fail(fctx, "the body could not be read: "+err.Error())
+		cancel()
 		return err
 	}
 }

@@ -168,6 +168,12 @@ func (m *Mux) onPull(msg *nats.Msg) {
 	m.mu.Unlock()
 	if s != nil {
 		s.onMsg(msg)
+		return
+	}
+	if msg.Reply != "" {
+		// A stream this holder has dropped (it ended, failed, or its
+		// exchange did): its reader would otherwise wait for its deadline.
+		_ = m.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: nats.Header{HeaderError: []string{"the sender has no such stream (it has ended)"}}})
 	}
 }
 
