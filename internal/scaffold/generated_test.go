@@ -88,6 +88,8 @@ func TestNodeWorker(t *testing.T) {
 	wd := filepath.Join(dir, "workers", "notify")
 	t.Run("codec", func(t *testing.T) { testNodeCodec(t, wd) })
 	t.Run("nats", func(t *testing.T) { testNodeOnNATS(t, wd) })
+	t.Run("node test", func(t *testing.T) { testNodeUnits(t, wd) })
+	t.Run("streams", func(t *testing.T) { testNodeStreams(t, wd) })
 }
 
 // A Node worker on a real NATS server: announced with metro metadata and
