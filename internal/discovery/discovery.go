@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +66,13 @@ type Service struct {
 // no metro worker at all): it answers every request its routes match and
 // cannot decline one that Metro-Service gives to another group.
 func (s Service) Legacy() bool { return s.Protocol == "" || s.Protocol == "1" }
+
+// Streams reports whether the instance reads streamed request bodies: it
+// speaks protocol version 3 or later (PROTOCOL.md section 9).
+func (s Service) Streams() bool {
+	v, err := strconv.Atoi(s.Protocol)
+	return err == nil && v >= 3
+}
 
 // FromInfo reads the routes of one $SRV.INFO reply under prefix.
 // Endpoints whose subject is not a route (no method token, wrong prefix)

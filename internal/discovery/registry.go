@@ -15,7 +15,7 @@ import (
 const ProtocolKey = "metro.protocol"
 
 // Protocol is the version a worker of this module announces.
-const Protocol = "2"
+const Protocol = "3"
 
 // KeyState is what the registry knows of one route key now.
 type KeyState struct {
@@ -31,6 +31,9 @@ type KeyState struct {
 	// Legacy lists the services among Services that speak protocol
 	// version 1 and so cannot decline a request meant for another group.
 	Legacy []string
+	// Streams reports whether every live instance of the owner reads
+	// streamed request bodies (protocol version 3, PROTOCOL.md section 9).
+	Streams bool
 }
 
 // Contested reports whether more than one service announces the route.
@@ -58,16 +61,19 @@ func OwnerOf(services, legacy []string) string {
 }
 
 type instance struct {
-	name   string
-	legacy bool
-	keys   []string
-	seen   time.Time
+	name    string
+	legacy  bool
+	streams bool
+	keys    []string
+	seen    time.Time
 }
 
 type keyEntry struct {
 	route    Route
 	services map[string]int // name -> live instances announcing the key
 	legacy   map[string]int // name -> those of them speaking version 1
+	// flat counts, by name, those that read no streamed request bodies.
+	flat map[string]int
 }
 
 // Registry keeps the live instances of every service and, from them, the
@@ -109,16 +115,16 @@ func (r *Registry) Seen(s Service, now time.Time) {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	if in, ok := r.instances[s.ID]; ok && in.name == s.Name && in.legacy == s.Legacy() && slices.Equal(in.keys, keys) {
+	if in, ok := r.instances[s.ID]; ok && in.name == s.Name && in.legacy == s.Legacy() && in.streams == s.Streams() && slices.Equal(in.keys, keys) {
 		in.seen = now
 		return
 	}
 	r.removeLocked(s.ID)
-	in := &instance{name: s.Name, legacy: s.Legacy(), keys: keys, seen: now}
+	in := &instance{name: s.Name, legacy: s.Legacy(), streams: s.Streams(), keys: keys, seen: now}
 	r.instances[s.ID] = in
 	for _, rt := range s.Routes {
 		if _, ok := r.keys[rt.Key()]; !ok {
-			r.keys[rt.Key()] = &keyEntry{route: rt, services: map[string]int{}, legacy: map[string]int{}}
+			r.keys[rt.Key()] = &keyEntry{route: rt, services: map[string]int{}, legacy: map[string]int{}, flat: map[string]int{}}
 		}
 	}
 	for _, k := range keys {
@@ -126,6 +132,9 @@ func (r *Registry) Seen(s Service, now time.Time) {
 		e.services[in.name]++
 		if in.legacy {
 			e.legacy[in.name]++
+		}
+		if !in.streams {
+			e.flat[in.name]++
 		}
 		r.changedLocked(k, e)
 	}
@@ -168,6 +177,9 @@ func (r *Registry) removeLocked(id string) {
 		if in.legacy {
 			dec(e.legacy, in.name)
 		}
+		if !in.streams {
+			dec(e.flat, in.name)
+		}
 		r.changedLocked(k, e)
 		if len(e.services) == 0 {
 			delete(r.keys, k)
@@ -199,6 +211,7 @@ func (e *keyEntry) state() KeyState {
 	slices.Sort(st.Services)
 	slices.Sort(st.Legacy)
 	st.Owner = OwnerOf(st.Services, st.Legacy)
+	st.Streams = st.Owner != "" && e.flat[st.Owner] == 0
 	return st
 }
 

@@ -43,6 +43,27 @@ const (
 // worker's Transport follow.
 var announcements = []string{discovery.UpSubject, discovery.DownSubject}
 
+// streamRoot is where the stream subjects of PROTOCOL.md section 9 live:
+// each identity that holds streams subscribes its own branch
+// (streamBranch); every one of them may pull from any, since a stream's
+// subject ends in a random id that only its reader is told.
+const streamRoot = "$METRO.STREAM"
+
+// streamBranch is the stream subjects an identity holds, named by the
+// token of its inbox prefix after _INBOX (internal/stream does the same).
+func streamBranch(inboxPrefix string) string {
+	return streamRoot + "." + inboxPrefix[len(inboxRoot)+1:] + ".>"
+}
+
+// streams lets u hold streams and pull from others': it subscribes its own
+// branch, publishes pulls anywhere in the stream space, and answers each
+// pull once, which its parts are.
+func (u *User) streams(ttl time.Duration) {
+	u.Publish = union(u.Publish, []string{streamRoot + ".>"})
+	u.Subscribe = union(u.Subscribe, []string{streamBranch(u.InboxPrefix)})
+	u.Responses, u.ReplyTTL = true, ttl
+}
+
 // inboxRoot is where every reply subject lives; each identity gets its own
 // branch of it (InboxPrefix), and only tap may read the whole tree.
 const inboxRoot = "_INBOX"
@@ -145,6 +166,9 @@ func Users(p Project) ([]User, error) {
 		users = append(users, u)
 	}
 	for i := range users {
+		if users[i].Role != RoleTap {
+			users[i].streams(ttl)
+		}
 		users[i].carveReserved()
 	}
 	return users, nil
@@ -166,7 +190,7 @@ func gatewayUser(all []string) User {
 func tapUser(prefix string) User {
 	u := User{ID: string(RoleTap), Role: RoleTap, InboxPrefix: InboxPrefix(RoleTap, "")}
 	u.Publish = []string{srvInfo}
-	u.Subscribe = union(union(routeSpace(prefix), []string{inboxRoot + ".>"}), announcements)
+	u.Subscribe = union(union(routeSpace(prefix), []string{inboxRoot + ".>", streamRoot + ".>"}), announcements)
 	u.SubscribeDeny = []string{"$SYS.>", "> " + anyQueue}
 	return u
 }

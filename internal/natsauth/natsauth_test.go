@@ -340,10 +340,10 @@ func TestShopExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range users {
-		if u.ID == natsauth.WorkerID("catalog") && !slices.Equal(u.Publish, []string{"$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN"}) {
-			t.Errorf("catalog (calls: []) may publish %v, want its announcements only", u.Publish)
+		if u.ID == natsauth.WorkerID("catalog") && !slices.Equal(u.Publish, []string{"$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN", "$METRO.STREAM.>"}) {
+			t.Errorf("catalog (calls: []) may publish %v, want its announcements and stream pulls only", u.Publish)
 		}
-		if u.ID == natsauth.WorkerID("orders") && !slices.Equal(u.Publish, []string{"products.GET", "products.HEAD", "products.*.GET", "products.*.HEAD", "$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN", "$SRV.INFO"}) {
+		if u.ID == natsauth.WorkerID("orders") && !slices.Equal(u.Publish, []string{"products.GET", "products.HEAD", "products.*.GET", "products.*.HEAD", "$METRO.SERVICE.UP", "$METRO.SERVICE.DOWN", "$SRV.INFO", "$METRO.STREAM.>"}) {
 			t.Errorf("orders (calls: [catalog]) may publish %v", u.Publish)
 		}
 	}

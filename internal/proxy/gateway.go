@@ -224,6 +224,10 @@ type exchange struct {
 	err     string
 	send    tracing.Span // the NATS request's span
 	sent    time.Time    // when its reply (or the giving up) came
+	parts   int          // of a streamed reply, the first message's included
+	// abort: a streamed reply broke after its status was sent, so the
+	// response must end visibly incomplete (http.ErrAbortHandler).
+	abort bool
 }
 
 // statusClientGone is logged when the client left before the answer, as
@@ -248,6 +252,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rm.observe(x.status, elapsed.Seconds())
 	if g.access != nil {
 		g.logAccess(r, rid, &x, elapsed)
+	}
+	if x.abort {
+		// net/http then closes the connection without the last chunk.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -318,7 +326,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		deadline = start.Add(rt.timeout)
 		routeDeadlines(w, deadline)
 	}
-	body, status, err := g.readBody(w, r, &held)
+	body, rest, status, err := g.readBody(w, r, &held, rt.streams.Load())
 	if err != nil {
 		fail(status, err.Error())
 		return
@@ -346,12 +354,39 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 	h := w.Header()
 	_, x.send = g.tracer.StartSend(r.Context(), x.subject, rt.pattern, r.Header)
 	msg := req.Msg(x.subject)
-	m, err := ln.inbox.request(r.Context(), msg, deadline)
+	ctx := r.Context()
+	if rest != nil {
+		// The body goes on in parts that the worker pulls; one that fails
+		// ends the wait for the reply with its own answer (a 413, a 408).
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		// A worker may answer while it still reads (an echo, a
+		// transform): net/http then must not close the body when the
+		// reply's first bytes go out.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		up, err := startUpload(ctx, deadline, ln.nc, rest, cancel)
+		if err != nil {
+			fail(http.StatusServiceUnavailable, "streaming the request body: "+err.Error())
+			return
+		}
+		defer up.stop(w)
+		msg.Header[wire.HeaderStream] = []string{up.src.Subject()}
+		if r.ContentLength >= 0 {
+			msg.Header["Content-Length"] = []string{strconv.FormatInt(r.ContentLength, 10)}
+		}
+	}
+	m, err := ln.inbox.request(ctx, msg, deadline)
 	if errors.Is(err, nats.ErrNoResponders) {
-		m, err = g.retryNoResponders(r.Context(), ln, msg, deadline, err)
+		m, err = g.retryNoResponders(ctx, ln, msg, deadline, err)
 	}
 	x.sent = time.Now()
-	if err != nil && r.Context().Err() != nil {
+	if be := (*bodyError)(nil); errors.As(context.Cause(ctx), &be) {
+		// Whatever the worker said, it said it of a body that failed.
+		fail(be.status, be.Error())
+		return
+	}
+	if err != nil && ctx.Err() != nil {
 		x.status, x.err = statusClientGone, "client went away"
 		return
 	}
@@ -360,6 +395,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		var f *wire.Failure
 		errors.As(err, &f)
 		fail(f.Status, f.Detail)
+		return
+	}
+	if rep.Stream != "" {
+		h[wire.ClientRequestID] = []string{rid}
+		sctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		x.abort = !g.relay(sctx, w, ln.nc, rep, x)
 		return
 	}
 	if _, ok := h["Content-Type"]; !ok {
@@ -461,6 +503,9 @@ func (g *Gateway) logAccess(r *http.Request, rid string, x *exchange, d time.Dur
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int("bytes", x.bytes),
 		slog.String("remote", r.RemoteAddr),
+	}
+	if x.parts > 0 {
+		attrs = append(attrs, slog.Int("parts", x.parts))
 	}
 	if x.err != "" {
 		attrs = append(attrs, slog.String("error", x.err))

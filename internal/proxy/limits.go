@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/stream"
 )
 
 // Defaults of the gateway's memory limits, sized for the memory limit
@@ -95,15 +96,57 @@ func (b *budget) give(n int64) { b.used.Add(-n) }
 // errBodyMemory is a body that would take the gateway past max_body_memory.
 var errBodyMemory = errors.New("the gateway holds as many bytes of request bodies as its limit allows (gateway.max_body_memory)")
 
-// readBody reads the whole body (a request message carries it in one
-// piece) into a buffer that grows as the bytes arrive and is charged to
-// the body budget; *held is what the caller must give back when the
-// request is done.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, int, error) {
-	limit := g.maxBody
-	if mp := g.nc.MaxPayload(); mp > 0 && mp < limit {
-		limit = mp
+// readBody reads a request body for its message. To a route whose worker
+// reads streamed bodies (PROTOCOL.md section 9), a body over half of what a
+// message holds, or of unknown length, streams: readBody reads its first
+// part and returns the rest to send as the worker pulls it. Otherwise it
+// reads the whole body, which the message carries in one piece. Buffers
+// grow as the bytes arrive and are charged to the body budget; *held is
+// what the caller must give back when the request is done.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64, streams bool) ([]byte, io.Reader, int, error) {
+	mp := g.nc.MaxPayload()
+	if streams && (r.ContentLength > mp/2 || r.ContentLength < 0) && r.Body != nil && r.Body != http.NoBody {
+		return g.readFirstPart(w, r, held)
 	}
+	body, status, err := g.readWhole(w, r, held, min(g.maxBody, mp))
+	return body, nil, status, err
+}
+
+// readFirstPart reads the first part of a body that may stream: the whole
+// body, with no rest, when it ends within the part.
+func (g *Gateway) readFirstPart(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, io.Reader, int, error) {
+	if r.ContentLength > g.maxBody {
+		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, g.maxBody)
+	}
+	var body io.Reader = r.Body
+	if r.ContentLength < 0 {
+		body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	}
+	// This part, and the one the upload reads into.
+	size := stream.PartSize(g.nc)
+	if !g.limits.bodies.take(2 * int64(size)) {
+		g.limits.shedBodies.Inc()
+		w.Header().Set("Connection", "close")
+		return nil, nil, http.StatusServiceUnavailable, errBodyMemory
+	}
+	*held = 2 * int64(size)
+	buf := make([]byte, size)
+	n, err := stream.ReadPart(body, buf)
+	switch {
+	case err == nil:
+		return buf, body, 0, nil
+	case err == io.EOF:
+		return buf[:n], nil, 0, nil
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, g.maxBody)
+	}
+	return nil, nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
+}
+
+// readWhole reads a body of at most limit bytes whole.
+func (g *Gateway) readWhole(w http.ResponseWriter, r *http.Request, held *int64, limit int64) ([]byte, int, error) {
 	size := r.ContentLength // the buffer's final size
 	var body io.Reader = r.Body
 	switch {

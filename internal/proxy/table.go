@@ -30,7 +30,10 @@ type route struct {
 	goneAt atomic.Int64
 	// owner is the service whose queue group runs the route's requests
 	// (sent as Metro-Service), nil without a live instance.
-	owner   atomic.Pointer[string]
+	owner atomic.Pointer[string]
+	// streams: every live instance of the owner reads streamed request
+	// bodies (PROTOCOL.md section 9).
+	streams atomic.Bool
 	contest string // the last ownership warning logged, to log each once
 	metrics *routeMetrics
 }
@@ -97,6 +100,7 @@ func (t *table) update(st discovery.KeyState) {
 	// route: an instance of another service that has just subscribed,
 	// and that no gateway knows yet, then declines instead of running
 	// the request a second time.
+	rt.streams.Store(st.Streams)
 	if owner := st.Owner; owner == "" {
 		rt.owner.Store(nil)
 	} else if o := rt.owner.Load(); o == nil || *o != owner {

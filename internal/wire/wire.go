@@ -40,8 +40,12 @@ const (
 	// verified: the token's payload, base64url JSON (PROTOCOL.md 8).
 	HeaderClaims = "Metro-Claims"
 
+	// HeaderStream names the stream subject the rest of a message's body
+	// is pulled from (version 3, PROTOCOL.md section 9).
+	HeaderStream = "Metro-Stream"
+
 	// Version is the protocol version sent on every request.
-	Version = "2"
+	Version = "3"
 
 	// The micro convention for service errors (nats.go micro.ErrorHeader
 	// and micro.ErrorCodeHeader).
@@ -245,6 +249,9 @@ type Reply struct {
 	Body   []byte
 	// ServiceError is the Nats-Service-Error text of a micro error reply.
 	ServiceError string
+	// Stream, when set, is the subject the rest of Body is pulled from
+	// (Metro-Stream, PROTOCOL.md section 9).
+	Stream string
 }
 
 // ReadReply reads a reply message (PROTOCOL.md section 3) into an HTTP
@@ -258,7 +265,7 @@ func ReadReply(m *nats.Msg, requestID string, dst http.Header) (Reply, error) {
 	if err := checkReplyHeader(m); err != nil {
 		return Reply{}, err
 	}
-	rep := Reply{Status: http.StatusOK, Body: m.Data, Header: dst}
+	rep := Reply{Status: http.StatusOK, Body: m.Data, Header: dst, Stream: Get(m.Header, HeaderStream)}
 	if status := Get(m.Header, HeaderStatus); status != "" {
 		code, ok := parseStatus(status)
 		if !ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/metropolis-dev/metro/internal/stream"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -45,10 +46,18 @@ func (w *Worker) serve(m *nats.Msg) {
 		return
 	}
 	rw := &responseWriter{header: make(http.Header)}
+	if readsStreams(m) {
+		rw.st = &replyStream{w: w, m: m, cancel: cancel}
+	}
 	req, span := w.tracer.StartHandle(req, m.Subject, w.opts.Name, ep.pattern)
+	rw.st.setContext(req.Context())
 	status, ok := w.run(rw, req)
 	endSpan(span, req, status, ok) // before the reply: the span ends inside the sender's
-	if req.Context().Err() == context.DeadlineExceeded {
+	if rw.st.started() {
+		if !rw.st.finish(rw, ok) {
+			status = http.StatusInternalServerError
+		}
+	} else if req.Context().Err() == context.DeadlineExceeded {
 		// Past Metro-Deadline the gateway has stopped waiting and answers
 		// 504 itself; a late reply would only race with that answer.
 		status = http.StatusGatewayTimeout
@@ -197,6 +206,16 @@ func (w *Worker) request(m *nats.Msg) (*http.Request, context.CancelFunc, error)
 	if len(m.Data) > 0 {
 		req.Body = readCloser{bytes.NewReader(m.Data)}
 	}
+	if subj := wire.Get(m.Header, stream.HeaderStream); subj != "" {
+		body, err := w.streamedBody(ctx, subj, m.Data)
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		req.Body, req.ContentLength = body, bodyLength(h)
+		done := cancel
+		cancel = func() { body.Close(); done() }
+	}
 	return req.WithContext(ctx), cancel, nil
 }
 
@@ -246,13 +265,16 @@ func remoteAddr(xff string) string {
 	return strings.TrimSpace(xff)
 }
 
-// responseWriter collects a handler's response: a NATS reply is one
-// message, so nothing is sent until the handler returns.
+// responseWriter collects a handler's response. A reply is one message,
+// sent when the handler returns, unless the handler flushes or writes more
+// than one message should hold and the caller reads streams: then it
+// streams (stream.go).
 type responseWriter struct {
 	header      http.Header
 	status      int
 	body        bytes.Buffer
 	wroteHeader bool
+	st          *replyStream // nil: the caller reads no streams
 }
 
 func (rw *responseWriter) Header() http.Header { return rw.header }
@@ -275,16 +297,20 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	if _, ok := rw.header["Content-Type"]; !ok && rw.body.Len() == 0 && len(p) > 0 {
+	if _, ok := rw.header["Content-Type"]; !ok && rw.body.Len() == 0 && len(p) > 0 && (rw.st == nil || rw.st.src == nil) {
 		// As net/http does, so a handler answers the same here as there.
 		rw.header.Set("Content-Type", http.DetectContentType(p))
+	}
+	if rw.st != nil {
+		return rw.st.write(rw, p)
 	}
 	return rw.body.Write(p)
 }
 
-// Flush is a no-op: the reply leaves when the handler returns. It exists
-// so handlers and middleware that flush keep working.
-func (rw *responseWriter) Flush() {}
+// Flush sends what the handler wrote so far, streaming the reply
+// (PROTOCOL.md section 9), when the caller can read a stream; otherwise
+// the reply leaves whole when the handler returns.
+func (rw *responseWriter) Flush() { _ = rw.FlushError() }
 
 // invalidHeader describes a header that HTTP does not allow ("" when it
 // is fine): a name that is not a token, or a value holding control bytes
@@ -304,13 +330,39 @@ func invalidHeader(k string, vs []string) string {
 // reply sends the handler's response; it reports false when it answered
 // 500 instead, because the response could not be sent as it was.
 func (w *Worker) reply(m *nats.Msg, rw *responseWriter) bool {
+	h, ok := w.replyHeader(m, rw)
+	if !ok {
+		return false
+	}
+	body := rw.body.Bytes()
+	err := w.respond(m, &nats.Msg{Header: h, Data: body})
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// nats.go measures headers and body together against the
+		// server's max_payload; a client is better told why than left to
+		// time out.
+		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.nc.MaxPayload()), m.Header.Get(wire.HeaderRequestID))
+		return true
+	}
+	if err != nil {
+		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
+	}
+	return true
+}
+
+// replyHeader makes the reply's header from the handler's; when a header
+// cannot be sent it answers 500 instead and reports false.
+func (w *Worker) replyHeader(m *nats.Msg, rw *responseWriter) (nats.Header, bool) {
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	// The handler's header map is sent as it is: it is ours, and handlers
-	// (as with net/http) must not touch it after they return.
+	// (as with net/http) must not touch it after they return. A streamed
+	// reply sends a copy: the handler goes on running.
 	h := nats.Header(rw.header)
+	if rw.st != nil {
+		h = nats.Header(rw.header.Clone())
+	}
 	for k, vs := range h {
 		switch {
 		case strings.HasPrefix(k, "Metro-") || strings.HasPrefix(k, "Nats-"):
@@ -331,25 +383,13 @@ func (w *Worker) reply(m *nats.Msg, rw *responseWriter) bool {
 			// timeout: tell it now.
 			w.log.Error("handler set an invalid header", "subject", m.Subject, "header", bad)
 			w.replyProblem(m, http.StatusInternalServerError, "the handler set an invalid header: "+bad, m.Header.Get(wire.HeaderRequestID))
-			return false
+			return nil, false
 		}
 	}
 	if status != http.StatusOK {
 		h[wire.HeaderStatus] = []string{strconv.Itoa(status)}
 	}
-	body := rw.body.Bytes()
-	err := w.respond(m, &nats.Msg{Header: h, Data: body})
-	if errors.Is(err, nats.ErrMaxPayload) {
-		// nats.go measures headers and body together against the
-		// server's max_payload; a client is better told why than left to
-		// time out.
-		w.replyProblem(m, http.StatusBadGateway, fmt.Sprintf("reply of %d bytes exceeds NATS max_payload of %d", len(body), w.nc.MaxPayload()), m.Header.Get(wire.HeaderRequestID))
-		return true
-	}
-	if err != nil {
-		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
-	}
-	return true
+	return h, true
 }
 
 // respond sends a reply to m over the worker's own connection, not over

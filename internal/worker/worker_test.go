@@ -66,6 +66,13 @@ func request(method, path, query string, body string, deadline time.Time) *nats.
 	return r.Msg(subj + method)
 }
 
+// version2 makes m a request from a caller of protocol version 2, which
+// reads every reply as one message.
+func version2(m *nats.Msg) *nats.Msg {
+	m.Header.Set(wire.HeaderVersion, "2")
+	return m
+}
+
 func handlers() map[string]http.HandlerFunc {
 	return map[string]http.HandlerFunc{
 		"GET /users/{id}": func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +145,7 @@ func TestServeMessage(t *testing.T) {
 		{name: "HEAD on a GET route", msg: request("HEAD", "/users/1", "", "", soon)},
 		{name: "deadline from Metro-Deadline", msg: request("GET", "/deadline", "", "", soon),
 			body: time.UnixMilli(soon.UnixMilli()).UTC().Format(time.RFC3339Nano)},
-		{name: "reply over max_payload", msg: request("GET", "/big", "", "", soon), status: "502",
+		{name: "reply over max_payload to a caller that reads no streams", msg: version2(request("GET", "/big", "", "", soon)), status: "502",
 			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},
 		{name: "panic", msg: request("GET", "/panic", "", "", soon), status: "500",
 			header: map[string][]string{"Content-Type": {wire.ProblemContentType}}},

@@ -1,0 +1,207 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Timings of a reader waiting for a part.
+const (
+	// pingAfter is how long a reader waits for a part before it asks the
+	// server whether the source is still there.
+	pingAfter = time.Second
+	// staleAfter is how long a window of pulls waits before the reader
+	// sends a fresh one (the source drops pulls older than pullTTL).
+	staleAfter = 30 * time.Second
+)
+
+// Reader pulls the parts of a stream in order. It is an io.ReadCloser;
+// Next hands out whole parts instead. A Reader is used by one goroutine.
+type Reader struct {
+	mux     *Mux
+	ctx     context.Context
+	id      string
+	base    string // reply subjects of its pulls: base + n
+	subject string // the source's
+
+	parts    chan *nats.Msg
+	seq      int // pulls sent: the last reply token used
+	inflight int // pulls not yet answered
+	got      int // the last part number received
+	renewed  time.Time
+	buf      []byte
+	done     atomic.Bool // read to its end
+	err      error       // sticky: io.EOF at the end
+	once     sync.Once
+	closed   chan struct{}
+	timer    *time.Timer
+	// Parts counts the parts read, the first message's included.
+	Parts int
+}
+
+// NewReader reads the stream on subject, whose first part (the payload
+// of the message that named it) is first. ctx bounds every wait: the
+// exchange's deadline. Pulls start with the first read.
+func (m *Mux) NewReader(ctx context.Context, subject string, first []byte) (*Reader, error) {
+	r := &Reader{mux: m, ctx: ctx, subject: subject, buf: first, parts: make(chan *nats.Msg, 4*Window), closed: make(chan struct{}), Parts: 1}
+	base, err := m.addReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing for stream parts: %w", err)
+	}
+	r.base = base
+	r.id = base[len(m.readBase) : len(base)-1]
+	return r, nil
+}
+
+func (r *Reader) onMsg(m *nats.Msg) {
+	select {
+	case r.parts <- m:
+	default:
+		// More parts than pulls: the source broke the protocol. Taken
+		// for a lost part when the gap shows.
+	}
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		part, err := r.Next()
+		if err != nil {
+			return 0, err
+		}
+		r.buf = part
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Next returns the next part's bytes (the first message's first), io.EOF
+// at the end, or an error wrapping ErrBroken.
+func (r *Reader) Next() ([]byte, error) {
+	if r.err != nil && len(r.buf) == 0 {
+		return nil, r.err
+	}
+	r.fill() // the first call starts the window, each later one refills it
+	if len(r.buf) > 0 {
+		b := r.buf
+		r.buf = nil
+		return b, nil
+	}
+	for {
+		if r.timer == nil {
+			r.timer = time.NewTimer(pingAfter)
+		} else {
+			r.timer.Reset(pingAfter)
+		}
+		select {
+		case m := <-r.parts:
+			b, err := r.take(m)
+			if err != nil {
+				r.fail(err)
+				return nil, r.err
+			}
+			if b != nil {
+				r.fill() // the part is the caller's now: pull another
+				return b, nil
+			}
+		case <-r.timer.C:
+			// A source that died cannot say so: the server can, answering
+			// a message that no one subscribes to.
+			r.publish("p", controlPing)
+			if time.Since(r.renewed) >= staleAfter {
+				r.inflight = 0 // the source drops pulls this old
+				r.fill()
+			}
+		case <-r.ctx.Done():
+			r.fail(fmt.Errorf("%w: waiting for part %d: %w", ErrBroken, r.got+1, context.Cause(r.ctx)))
+		case <-r.closed:
+			r.fail(ErrClosed)
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+}
+
+// fill keeps a window of pulls in flight, each with a reply subject of its
+// own (nats-server counts the answers to each).
+func (r *Reader) fill() {
+	if r.inflight >= Window {
+		return
+	}
+	for ; r.inflight < Window; r.inflight++ {
+		r.seq++
+		r.publish(strconv.Itoa(r.seq), "")
+	}
+	r.renewed = time.Now()
+}
+
+func (r *Reader) publish(reply, control string) {
+	m := &nats.Msg{Subject: r.subject, Reply: r.base + reply}
+	if control != "" {
+		m.Header = nats.Header{HeaderControl: []string{control}}
+	}
+	if err := r.mux.nc.PublishMsg(m); err != nil {
+		r.fail(fmt.Errorf("%w: sending a pull: %w", ErrBroken, err))
+	}
+}
+
+// take reads one message of the stream: nil bytes and nil error for one
+// that is no part (a ping's answer), io.EOF at the end.
+func (r *Reader) take(m *nats.Msg) ([]byte, error) {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return nil, fmt.Errorf("%w: the sender is gone (no one subscribes to its stream)", ErrBroken)
+	}
+	if m.Header.Get(HeaderPart) == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(m.Header.Get(HeaderPart))
+	if err != nil || n != r.got+1 {
+		return nil, fmt.Errorf("%w: got part %q, want %d: a part was lost", ErrBroken, m.Header.Get(HeaderPart), r.got+1)
+	}
+	r.got = n
+	r.Parts++
+	r.inflight = max(r.inflight-1, 0)
+	if why := m.Header.Get(HeaderError); why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
+	}
+	if len(m.Data) == 0 {
+		r.done.Store(true)
+		return nil, io.EOF
+	}
+	return m.Data, nil
+}
+
+func (r *Reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// ErrClosed is a read's error once the Reader was closed.
+var ErrClosed = errors.New("read on a closed stream")
+
+// Close stops reading: a stream not read to its end is cancelled, so its
+// source stops. It may be called while another goroutine reads, and
+// returns nil.
+func (r *Reader) Close() error {
+	r.once.Do(func() {
+		close(r.closed)
+		if !r.done.Load() {
+			// Published here, not through publish, which records errors
+			// for the reading goroutine.
+			_ = r.mux.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: nats.Header{HeaderControl: []string{controlCancel}}})
+		}
+		r.mux.removeReader(r.id)
+	})
+	return nil
+}

@@ -1,0 +1,187 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// pullTTL is how long after receiving a pull a source may still answer
+// it: nats-server lets a worker answer what it received for two minutes
+// (allow_responses), and the reader renews pulls after staleAfter.
+const pullTTL = 60 * time.Second
+
+// ErrCancelled is a source's error once its reader sent cancel.
+var ErrCancelled = errors.New("the reader cancelled the stream")
+
+// Source holds a body and sends it in parts, one per pull.
+type Source struct {
+	mux     *Mux
+	id      string
+	subject string
+	size    int
+
+	// pulls queue the reply subjects of pulls not yet answered, with
+	// when they came; more than the window of two readers is a reader
+	// breaking the protocol, and is dropped.
+	pulls     chan pull
+	cancelled chan struct{}
+	once      sync.Once
+	part      int // the last part number sent
+}
+
+type pull struct {
+	reply string
+	at    time.Time
+}
+
+// NewSource starts a stream on m; Subject names it in the message that
+// starts the body. Close it when done.
+func (m *Mux) NewSource() (*Source, error) {
+	s := &Source{mux: m, pulls: make(chan pull, 4*Window), cancelled: make(chan struct{}), size: PartSize(m.nc)}
+	subj, err := m.addSource(s)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing for stream pulls: %w", err)
+	}
+	s.subject = subj
+	s.id = subj[strings.LastIndexByte(subj, '.')+1:]
+	return s, nil
+}
+
+// Subject is the stream subject, for the Metro-Stream header.
+func (s *Source) Subject() string { return s.subject }
+
+// PartSize is the most bytes one Send may carry.
+func (s *Source) PartSize() int { return s.size }
+
+// Cancelled is closed when the reader cancels the stream.
+func (s *Source) Cancelled() <-chan struct{} { return s.cancelled }
+
+// Close drops the stream: later pulls find nothing to answer.
+func (s *Source) Close() { s.mux.removeSource(s.id) }
+
+func (s *Source) onMsg(m *nats.Msg) {
+	switch m.Header.Get(HeaderControl) {
+	case "":
+	case controlCancel:
+		s.once.Do(func() { close(s.cancelled) })
+		return
+	default: // ping, or one this version does not know: never answered
+		return
+	}
+	if m.Reply == "" {
+		return
+	}
+	select {
+	case s.pulls <- pull{reply: m.Reply, at: time.Now()}:
+	default:
+	}
+}
+
+// Send sends p (at most PartSize bytes, at least one) as the next part,
+// waiting for a pull until ctx ends or the reader cancels.
+func (s *Source) Send(ctx context.Context, p []byte) error {
+	if len(p) == 0 || len(p) > s.size {
+		return fmt.Errorf("stream part of %d bytes, want 1 to %d", len(p), s.size)
+	}
+	return s.send(ctx, p, "")
+}
+
+// Write sends p in as many parts as it needs.
+func (s *Source) Write(ctx context.Context, p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), s.size)
+		if err := s.send(ctx, p[:n], ""); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// End sends the empty part that completes the body.
+func (s *Source) End(ctx context.Context) error { return s.send(ctx, nil, "") }
+
+// Fail ends the stream broken, saying why; the reader will not take the
+// body for complete.
+func (s *Source) Fail(ctx context.Context, why string) error {
+	if why == "" {
+		why = "the sender failed"
+	}
+	return s.send(ctx, nil, why)
+}
+
+func (s *Source) send(ctx context.Context, p []byte, failure string) error {
+	for {
+		var pl pull
+		select {
+		case pl = <-s.pulls:
+		case <-s.cancelled:
+			return ErrCancelled
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the reader to pull part %d: %w", s.part+1, context.Cause(ctx))
+		}
+		if time.Since(pl.at) > pullTTL {
+			continue // the server may refuse an answer so late; the reader has renewed it
+		}
+		s.part++
+		h := nats.Header{HeaderPart: []string{strconv.Itoa(s.part)}}
+		if failure != "" {
+			h[HeaderError] = []string{failure}
+		}
+		if err := s.mux.nc.PublishMsg(&nats.Msg{Subject: pl.reply, Header: h, Data: p}); err != nil {
+			return fmt.Errorf("sending part %d: %w", s.part, err)
+		}
+		return nil
+	}
+}
+
+// SendFrom sends what r holds, part by part as it is read, then the end.
+// When reading r fails it calls failed (if set) before ending the stream
+// broken, and returns the read's error; an error of sending ends it early
+// too (the reader cancelled, ctx ended).
+func (s *Source) SendFrom(ctx context.Context, r io.Reader, failed func(error)) error {
+	buf := make([]byte, s.size)
+	for {
+		n, err := ReadPart(r, buf)
+		if n > 0 {
+			if serr := s.Send(ctx, buf[:n]); serr != nil {
+				return serr
+			}
+		}
+		switch {
+		case err == nil:
+			continue
+		case err == io.EOF:
+			return s.End(ctx)
+		}
+		if failed != nil {
+			failed(err)
+		}
+		_ = s.Fail(ctx, "the body could not be read: "+err.Error())
+		return err
+	}
+}
+
+// ReadPart fills buf from r. Unlike io.ReadFull it returns io.EOF only
+// for a body that ended where it should: net/http reports one cut short
+// (a closed connection, a length not reached) as io.ErrUnexpectedEOF,
+// which must not pass for the end.
+func ReadPart(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
