@@ -90,6 +90,7 @@ func TestNodeWorker(t *testing.T) {
 	t.Run("nats", func(t *testing.T) { testNodeOnNATS(t, wd) })
 	t.Run("node test", func(t *testing.T) { testNodeUnits(t, wd) })
 	t.Run("streams", func(t *testing.T) { testNodeStreams(t, wd) })
+	t.Run("gateway", func(t *testing.T) { testNodeThroughGateway(t, wd) })
 }
 
 // A Node worker on a real NATS server: announced with metro metadata and
