@@ -106,6 +106,23 @@ func testNodeThroughGateway(t *testing.T, wd string) {
 		}
 	})
 
+	t.Run("client goes away", func(t *testing.T) {
+		nc := s.Connect(t, string(natsauth.RoleTools))
+		before := feedCancels(t, nc)
+		resp, err := http.Get(srv.URL + "/feed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "tick 0\n" {
+			t.Fatalf("feed: %q %v", line, err)
+		}
+		resp.Body.Close()
+		got := waitFeedCancel(t, nc, before)
+		if !got.Aborted || !strings.Contains(got.Reason, "cancelled") {
+			t.Errorf("after the client left, the handler saw %+v", got)
+		}
+	})
+
 	t.Run("chunked upload", func(t *testing.T) {
 		body := testPattern(7, 3<<20)
 		// A reader the client cannot measure: sent chunked.

@@ -99,9 +99,6 @@ const streamMaxPayload = 128 * 1024
 // section 9 to it over a real server: this test is the gateway's side,
 // reader of replies and holder of request bodies.
 func testNodeStreams(t *testing.T, wd string) {
-	if err := os.WriteFile(filepath.Join(wd, "streams.js"), []byte(streamsJS), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	s := natstest.RunWith(t, &server.Options{MaxPayload: streamMaxPayload})
 	nc := natstest.Connect(t, s)
 	startNode(t, wd, "streams.js", "NATS_URL="+s.ClientURL(), "METRO_HEALTH_ADDR=")
@@ -273,8 +270,12 @@ func testNodeStreams(t *testing.T, wd string) {
 	})
 }
 
-// startNode runs a node script in wd until the test ends.
+// startNode runs a node script in wd until the test ends; streams.js is
+// written first.
 func startNode(t *testing.T, wd, script string, env ...string) {
+	if err := os.WriteFile(filepath.Join(wd, "streams.js"), []byte(streamsJS), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("node", script)
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), env...)
