@@ -106,6 +106,17 @@ func testNodeThroughGateway(t *testing.T, wd string) {
 		}
 	})
 
+	t.Run("chunked JSON within half a message", func(t *testing.T) {
+		// Over one part, so the gateway streams it, and under half of
+		// max_payload, so the worker hands it to req.json() whole.
+		items := make([]int, 40000)
+		body, _ := json.Marshal(items)
+		resp, text := metrotest.Do(t, mustRequest(t, "POST", srv.URL+"/json", io.MultiReader(bytes.NewReader(body))))
+		if resp.StatusCode != 200 || text != `{"items":40000,"streamed":false}` {
+			t.Errorf("chunked JSON of %d bytes: %s %s", len(body), resp.Status, text)
+		}
+	})
+
 	t.Run("client goes away", func(t *testing.T) {
 		nc := s.Connect(t, string(natsauth.RoleTools))
 		before := feedCancels(t, nc)
@@ -136,4 +147,13 @@ func testNodeThroughGateway(t *testing.T, wd string) {
 			t.Errorf("chunked upload: %s %s, want sha256 %x", resp.Status, text, sum)
 		}
 	})
+}
+
+func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

@@ -70,6 +70,7 @@ export const routes = [
     }
     return json(200, { sha256: hash.digest("hex"), bytes, streamed: req.streamed, length: req.header("Content-Length") });
   } },
+  { pattern: "POST /json", handler: async (req) => json(200, { items: req.json().length, streamed: req.streamed }) },
   { pattern: "GET /feed", handler: async (req, res) => {
     try {
       for (let i = 0; ; i++) {
