@@ -88,6 +88,9 @@ func TestNodeWorker(t *testing.T) {
 	wd := filepath.Join(dir, "workers", "notify")
 	t.Run("codec", func(t *testing.T) { testNodeCodec(t, wd) })
 	t.Run("nats", func(t *testing.T) { testNodeOnNATS(t, wd) })
+	t.Run("node test", func(t *testing.T) { testNodeUnits(t, wd) })
+	t.Run("streams", func(t *testing.T) { testNodeStreams(t, wd) })
+	t.Run("gateway", func(t *testing.T) { testNodeThroughGateway(t, wd) })
 }
 
 // A Node worker on a real NATS server: announced with metro metadata and
@@ -97,6 +100,18 @@ func testNodeOnNATS(t *testing.T, wd string) {
 	// seed it is handed, the test as the tools do.
 	s := natstest.Locked(t, natsauth.Project{Prefix: "api", Workers: []natsauth.Worker{{Name: "notify"}}})
 	nc := s.Connect(t, string(natsauth.RoleTools))
+	// Version 2 and on: the worker says hello and goodbye.
+	up, err := nc.SubscribeSync(discovery.UpSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := nc.SubscribeSync(discovery.DownSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("node", "index.js")
 	cmd.Dir = wd
 	cmd.Env = append(os.Environ(), "NATS_URL="+s.ClientURL(), "METRO_PREFIX=api", "METRO_HEALTH_ADDR=", "NATS_NKEY="+s.Seed(natsauth.WorkerID("notify")))
@@ -136,8 +151,12 @@ func testNodeOnNATS(t *testing.T, wd string) {
 		{Method: "POST", Pattern: "POST /notify", Subject: "api.notify.POST"},
 		{Method: "", Pattern: "/notify/{id}/files/{rest...}", Subject: "api.notify.*.files.>"},
 	}
-	if svc.Name != "notify" || !reflect.DeepEqual(svc.Routes, wantRoutes) {
-		t.Errorf("announced %+v, want notify with %+v", svc, wantRoutes)
+	if svc.Name != "notify" || !reflect.DeepEqual(svc.Routes, wantRoutes) || svc.Protocol != "3" {
+		t.Errorf("announced %+v, want notify of protocol 3 with %+v", svc, wantRoutes)
+	}
+	hello := announced(t, up)
+	if hello.Name != "notify" || hello.ID != svc.ID || len(hello.Endpoints) != len(wantRoutes) {
+		t.Errorf("said hello as %+v, want the info of %s", hello, svc.ID)
 	}
 	msg, err := nc.Request("$SRV.INFO.notify", nil, 5*time.Second)
 	if err != nil {
@@ -202,6 +221,23 @@ func testNodeOnNATS(t *testing.T, wd string) {
 	if !strings.Contains(logs.String(), `"msg":"draining"`) {
 		t.Errorf("no drain in the worker's log:\n%s", logs.String())
 	}
+	if bye := announced(t, down); bye.ID != svc.ID {
+		t.Errorf("said goodbye as %+v, want %s", bye, svc.ID)
+	}
+}
+
+// announced reads the next announcement on sub: a $SRV.INFO reply.
+func announced(t *testing.T, sub *nats.Subscription) micro.Info {
+	t.Helper()
+	msg, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no announcement on %s: %v", sub.Subject, err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatalf("announcement %s: %v", msg.Data, err)
+	}
+	return info
 }
 
 // protocol.js holds its own copy of the subject codec (a Node worker uses
