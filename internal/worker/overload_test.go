@@ -237,7 +237,7 @@ func TestBacklogOrder(t *testing.T) {
 	for round := range 3 {
 		// Interleave queueing and serving so the ring wraps while it grows.
 		for range 10 + round*5 {
-			if got := b.admit(msg(next + b.waiting()), time.Time{}); got != admitQueue {
+			if got := b.admit(msg(next+b.waiting()), time.Time{}); got != admitQueue {
 				t.Fatalf("admit %v, want queue", got)
 			}
 		}
@@ -249,7 +249,7 @@ func TestBacklogOrder(t *testing.T) {
 		}
 	}
 	for b.waiting() < 40 {
-		b.admit(msg(next + b.waiting()), time.Time{})
+		b.admit(msg(next+b.waiting()), time.Time{})
 	}
 	if got := b.admit(msg(999), time.Time{}); got != admitShed {
 		t.Fatalf("admit past 40 waiting: %v, want shed", got)
