@@ -21,17 +21,30 @@ func pair(t *testing.T) (*Mux, *Mux) {
 	return For(natstest.Connect(t, s)), For(natstest.Connect(t, s))
 }
 
-func TestTransferWhole(t *testing.T) {
-	hold, read := pair(t)
+// open starts a stream on hold and its reader on read, whose first part
+// is first; both end with the test, and ctx with them.
+func open(t *testing.T, hold, read *Mux, first []byte) (context.Context, *Source, *Reader) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	body := make([]byte, 5<<20+123)
-	rand.Read(body)
+	t.Cleanup(cancel)
 	src, err := hold.NewSource()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(src.Close)
+	r, err := read.NewReader(ctx, src.Subject(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return ctx, src, r
+}
+
+func TestTransferWhole(t *testing.T) {
+	hold, read := pair(t)
+	body := make([]byte, 5<<20+123)
+	rand.Read(body)
+	ctx, src, r := open(t, hold, read, body[:1000])
 	errc := make(chan error, 1)
 	go func() {
 		if err := src.Write(ctx, body[1000:]); err != nil {
@@ -40,11 +53,6 @@ func TestTransferWhole(t *testing.T) {
 		}
 		errc <- src.End(ctx)
 	}()
-	r, err := read.NewReader(ctx, src.Subject(), body[:1000])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	got, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatalf("reading: %v", err)
@@ -74,18 +82,7 @@ func commonPrefix(a, b []byte) int {
 // not reading, the source's writes block after Window parts.
 func TestWindowBoundsTheSource(t *testing.T) {
 	hold, read := pair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	src, err := hold.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := read.NewReader(ctx, src.Subject(), []byte("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	ctx, src, r := open(t, hold, read, []byte("x"))
 	if b, err := r.Next(); err != nil || string(b) != "x" {
 		t.Fatalf("first part = %q, %v", b, err)
 	}
@@ -114,17 +111,7 @@ func TestWindowBoundsTheSource(t *testing.T) {
 
 func TestReaderCancels(t *testing.T) {
 	hold, read := pair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	src, err := hold.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := read.NewReader(ctx, src.Subject(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, src, r := open(t, hold, read, nil)
 	r.Close()
 	select {
 	case <-src.Cancelled():
@@ -171,22 +158,11 @@ func TestSourceGoneBreaksTheStream(t *testing.T) {
 
 func TestSourceFails(t *testing.T) {
 	hold, read := pair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	src, err := hold.NewSource()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	ctx, src, r := open(t, hold, read, nil)
 	go func() {
 		_ = src.Send(ctx, []byte("half"))
 		_ = src.Fail(ctx, "the handler panicked")
 	}()
-	r, err := read.NewReader(ctx, src.Subject(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	got, err := io.ReadAll(r)
 	if string(got) != "half" || !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "the handler panicked") {
 		t.Fatalf("got %q, %v", got, err)
