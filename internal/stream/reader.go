@@ -21,6 +21,11 @@ const (
 	// staleAfter is how long a window of pulls waits before the reader
 	// sends a fresh one (the source drops pulls older than pullTTL).
 	staleAfter = 30 * time.Second
+	// silentAfter is how long a ping may go unanswered before the reader
+	// takes its source for dead. The server answers a ping at once when
+	// no one subscribes to the stream subject, but anyone else who does
+	// (metro tap) keeps it from doing so.
+	silentAfter = 5 * time.Second
 )
 
 // Reader pulls the parts of a stream in order. It is an io.ReadCloser;
@@ -37,6 +42,7 @@ type Reader struct {
 	inflight int // pulls not yet answered
 	got      int // the last part number received
 	renewed  time.Time
+	pinged   time.Time // the first ping not answered yet
 	buf      []byte
 	done     atomic.Bool // read to its end
 	err      error       // sticky: io.EOF at the end
@@ -115,8 +121,16 @@ func (r *Reader) Next() ([]byte, error) {
 			}
 		case <-r.timer.C:
 			// A source that died cannot say so: the server can, answering
-			// a message that no one subscribes to.
-			r.publish("p", controlPing)
+			// a message that no one subscribes to, and a live one answers.
+			if !r.pinged.IsZero() && time.Since(r.pinged) > silentAfter {
+				r.fail(fmt.Errorf("%w: the sender has not answered for %v", ErrBroken, silentAfter))
+				break
+			}
+			if r.pinged.IsZero() {
+				r.pinged = time.Now()
+			}
+			r.seq++
+			r.publish("p"+strconv.Itoa(r.seq), controlPing)
 			if time.Since(r.renewed) >= staleAfter {
 				r.inflight = 0 // the source drops pulls this old
 				r.fill()
@@ -164,8 +178,9 @@ func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 	if why := m.Header.Get(HeaderError); why != "" {
 		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
 	}
+	r.pinged = time.Time{} // any answer shows the source lives
 	if m.Header.Get(HeaderPart) == "" {
-		return nil, nil
+		return nil, nil // a pong
 	}
 	n, err := strconv.Atoi(m.Header.Get(HeaderPart))
 	if err != nil || n != r.got+1 {

@@ -77,7 +77,12 @@ func (s *Source) onMsg(m *nats.Msg) {
 	case controlCancel:
 		s.once.Do(func() { close(s.cancelled) })
 		return
-	default: // ping, or one this version does not know: never answered
+	case controlPing:
+		if m.Reply != "" {
+			_ = s.mux.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: nats.Header{HeaderControl: []string{controlPong}}})
+		}
+		return
+	default: // one this version does not know
 		return
 	}
 	if m.Reply == "" {

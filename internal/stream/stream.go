@@ -28,6 +28,7 @@ const (
 
 	controlCancel = "cancel"
 	controlPing   = "ping"
+	controlPong   = "pong"
 )
 
 // Root is the subject space of stream subjects.

@@ -199,3 +199,50 @@ func TestLostPartBreaksTheStream(t *testing.T) {
 		t.Fatalf("got %v, want a lost part", err)
 	}
 }
+
+// Someone else subscribed to the stream space (metro tap) keeps the server
+// from answering pings for a source that died; the source's own answers
+// to pings then tell a live one from a dead one: the dead one's stream
+// breaks, the live one's stays open however long it is idle.
+func TestWatchedStreams(t *testing.T) {
+	s := natstest.Run(t)
+	watcher := natstest.Connect(t, s)
+	if _, err := watcher.Subscribe(Root+".>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	read := For(natstest.Connect(t, s))
+	t.Run("dead", func(t *testing.T) {
+		t.Parallel()
+		holdConn := natstest.Connect(t, s)
+		ctx, src, r := open(t, For(holdConn), read, nil)
+		go func() {
+			_ = src.Send(ctx, []byte("one"))
+			holdConn.Close()
+		}()
+		if b, err := r.Next(); err != nil || string(b) != "one" {
+			t.Fatalf("first part = %q, %v", b, err)
+		}
+		if _, err := r.Next(); !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "not answered") {
+			t.Fatalf("after the source died: %v, want a broken stream whose sender does not answer", err)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		ctx, src, r := open(t, For(natstest.Connect(t, s)), read, nil)
+		sent := make(chan error, 1)
+		go func() {
+			// Idle for longer than a ping may go unanswered, alive.
+			time.Sleep(silentAfter + 2*pingAfter)
+			sent <- src.Send(ctx, []byte("late"))
+		}()
+		if b, err := r.Next(); err != nil || string(b) != "late" {
+			t.Fatalf("after an idle spell: %q, %v", b, err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
