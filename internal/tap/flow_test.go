@@ -1,0 +1,185 @@
+package tap
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const sub1 = "$METRO.STREAM.w.c.0123"
+
+// pull is a reader's pull of the stream on subj; its part comes on reply.
+func pull(subj, reply string) *nats.Msg { return &nats.Msg{Subject: subj, Reply: reply} }
+
+func control(subj, what, reply string) *nats.Msg {
+	return &nats.Msg{Subject: subj, Reply: reply, Header: nats.Header{"Metro-Stream-Control": {what}}}
+}
+
+func part(reply, n, body string, errText string) *nats.Msg {
+	m := &nats.Msg{Subject: reply, Data: []byte(body), Header: nats.Header{"Metro-Part": {n}}}
+	if errText != "" {
+		m.Header.Set("Metro-Stream-Error", errText)
+	}
+	return m
+}
+
+func TestPairingStreams(t *testing.T) {
+	ms := time.Millisecond
+	streamed := func(subj string) map[string]string { return map[string]string{"Metro-Stream": subj} }
+	tests := []struct {
+		name  string
+		steps []step
+		want  Exchange // compared on the fields below
+	}{
+		{
+			name: "a streamed reply is one exchange with its bytes, parts and both latencies",
+			steps: []step{
+				{0, req("files.GET", "_INBOX.g.1", nil, ""), false},
+				{2 * ms, req("_INBOX.g.1", "", streamed(sub1), "abc"), false},
+				{3 * ms, pull(sub1, "_INBOX.r.x.1"), false},
+				{3 * ms, pull(sub1, "_INBOX.r.x.2"), false},
+				{4 * ms, control(sub1, "ping", "_INBOX.r.x.p"), false},
+				{5 * ms, part("_INBOX.r.x.1", "1", "defgh", ""), false},
+				{5 * ms, pull(sub1, "_INBOX.r.x.3"), false},
+				{9 * ms, part("_INBOX.r.x.2", "2", "", ""), false},
+			},
+			want: Exchange{Outcome: OK, Status: 200, FirstPart: 2 * ms, Latency: 9 * ms,
+				Response: Message{Size: 8, Parts: 3, Body: []byte("abcdefgh")}},
+		},
+		{
+			name: "Metro-Stream-Error breaks it",
+			steps: []step{
+				{0, req("files.GET", "_INBOX.g.1", nil, ""), false},
+				{ms, req("_INBOX.g.1", "", streamed(sub1), "abc"), false},
+				{ms, pull(sub1, "_INBOX.r.x.1"), false},
+				{2 * ms, part("_INBOX.r.x.1", "1", "", "the handler panicked"), false},
+			},
+			want: Exchange{Outcome: OK, Status: 200, Response: Message{Size: 3, Parts: 2},
+				StreamError: "the streamed reply body did not end: the handler panicked"},
+		},
+		{
+			name: "a missing part breaks it",
+			steps: []step{
+				{0, req("files.GET", "_INBOX.g.1", nil, ""), false},
+				{ms, req("_INBOX.g.1", "", streamed(sub1), "abc"), false},
+				{ms, pull(sub1, "_INBOX.r.x.1"), false},
+				{ms, pull(sub1, "_INBOX.r.x.2"), false},
+				{2 * ms, part("_INBOX.r.x.2", "2", "zz", ""), false},
+			},
+			want: Exchange{Outcome: OK, StreamError: `the streamed reply body did not end: part "2" came where part 1 was due`},
+		},
+		{
+			name: "a cancel by the reader breaks a reply",
+			steps: []step{
+				{0, req("files.GET", "_INBOX.g.1", nil, ""), false},
+				{ms, req("_INBOX.g.1", "", streamed(sub1), "abc"), false},
+				{ms, pull(sub1, "_INBOX.r.x.1"), false},
+				{2 * ms, control(sub1, "cancel", ""), false},
+			},
+			want: Exchange{Outcome: OK, StreamError: "the streamed reply body did not end: its reader cancelled it"},
+		},
+		{
+			name: "a stream that never ends is broken at the deadline",
+			steps: []step{
+				{0, req("files.GET", "_INBOX.g.1", map[string]string{"Metro-Deadline": deadline(t0.Add(time.Second))}, ""), false},
+				{ms, req("_INBOX.g.1", "", streamed(sub1), "abc"), false},
+				{ms, pull(sub1, "_INBOX.r.x.1"), false},
+				{time.Second, nil, true}, // within the grace
+				{2 * time.Second, nil, true},
+			},
+			want: Exchange{Outcome: OK, Status: 200, Latency: 2 * time.Second,
+				StreamError: "the streamed reply body did not end: it did not end before the deadline"},
+		},
+		{
+			name: "a streamed request body read to its length is whole though its end was never pulled",
+			steps: []step{
+				{0, req("up.POST", "_INBOX.g.2", map[string]string{"Metro-Stream": sub1, "Content-Length": "7"}, "abc"), false},
+				{ms, pull(sub1, "_INBOX.w.y.1"), false},
+				{2 * ms, part("_INBOX.w.y.1", "1", "defg", ""), false},
+				{2 * ms, pull(sub1, "_INBOX.w.y.2"), false},
+				{3 * ms, control(sub1, "cancel", ""), false},
+				{4 * ms, req("_INBOX.g.2", "", map[string]string{"Metro-Status": "201"}, "ok"), false},
+			},
+			want: Exchange{Outcome: OK, Status: 201, Latency: 4 * ms, Request: Message{Size: 7, Parts: 2}, Response: Message{Size: 2}},
+		},
+		{
+			name: "a streamed request body cut short by the reply is broken",
+			steps: []step{
+				{0, req("up.POST", "_INBOX.g.2", map[string]string{"Metro-Stream": sub1}, "abc"), false},
+				{ms, pull(sub1, "_INBOX.w.y.1"), false},
+				{4 * ms, req("_INBOX.g.2", "", map[string]string{"Metro-Status": "400"}, ""), false},
+			},
+			want: Exchange{Outcome: OK, Status: 400, Request: Message{Size: 3, Parts: 1},
+				StreamError: "the streamed request body did not end: the reply came before it was read to its end"},
+		},
+		{
+			name: "both bodies stream: the exchange ends with the last",
+			steps: []step{
+				{0, req("echo.POST", "_INBOX.g.3", map[string]string{"Metro-Stream": sub1}, "ab"), false},
+				{ms, pull(sub1, "_INBOX.w.y.1"), false},
+				{2 * ms, req("_INBOX.g.3", "", streamed("$METRO.STREAM.w.c.2"), "AB"), false},
+				{2 * ms, pull("$METRO.STREAM.w.c.2", "_INBOX.r.z.1"), false},
+				{3 * ms, part("_INBOX.w.y.1", "1", "", ""), false},
+				{4 * ms, part("_INBOX.r.z.1", "1", "", ""), false},
+			},
+			want: Exchange{Outcome: OK, Status: 200, FirstPart: 2 * ms, Latency: 4 * ms,
+				Request: Message{Size: 2, Parts: 2}, Response: Message{Size: 2, Parts: 2}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPairer("", true)
+			var got []Exchange
+			for _, s := range tt.steps {
+				now := t0.Add(s.at)
+				if s.expire {
+					p.Expire(now, func(ex Exchange) { got = append(got, ex) })
+					continue
+				}
+				if ex, ok := p.Observe(s.msg, now); ok && ex.Outcome != Pending {
+					got = append(got, ex)
+				}
+			}
+			if len(got) != 1 {
+				t.Fatalf("got %d exchanges, want 1: %+v", len(got), got)
+			}
+			g, w := got[0], tt.want
+			check := func(field string, got, want any, set bool) {
+				t.Helper()
+				if set && got != want {
+					t.Errorf("%s = %v, want %v", field, got, want)
+				}
+			}
+			check("Outcome", g.Outcome, w.Outcome, true)
+			check("Status", g.Status, w.Status, w.Status != 0)
+			check("FirstPart", g.FirstPart, w.FirstPart, w.FirstPart != 0)
+			check("Latency", g.Latency, w.Latency, w.Latency != 0)
+			check("StreamError", g.StreamError, w.StreamError, true)
+			check("Broken", g.Broken(), w.StreamError != "", true)
+			check("Request.Size", g.Request.Size, w.Request.Size, w.Request.Size != 0)
+			check("Request.Parts", g.Request.Parts, w.Request.Parts, w.Request.Size != 0)
+			check("Response.Size", g.Response.Size, w.Response.Size, w.Response.Size != 0)
+			check("Response.Parts", g.Response.Parts, w.Response.Parts, w.Response.Size != 0)
+			check("Response.Body", string(g.Response.Body), string(w.Response.Body), w.Response.Body != nil)
+			if p.Pending() != 0 || len(p.streams) != 0 || len(p.pulls) != 0 {
+				t.Errorf("left behind: %d pending, %d streams, %d pulls", p.Pending(), len(p.streams), len(p.pulls))
+			}
+		})
+	}
+}
+
+// TestPairerStreamsBounded: a reader that renews its window for ever (an
+// idle event stream) does not grow what tap remembers of it.
+func TestPairerStreamsBounded(t *testing.T) {
+	p := NewPairer("", true)
+	p.Observe(req("events.GET", "_INBOX.g.1", nil, ""), t0)
+	p.Observe(req("_INBOX.g.1", "", map[string]string{"Metro-Stream": sub1}, "data: hi\n\n"), t0)
+	for i := range 10 * maxPullsPerStream {
+		p.Observe(pull(sub1, "_INBOX.r.x."+strings.Repeat("1", 1+i%5)+string(rune('a'+i%26))+string(rune('a'+i/26%26))), t0)
+	}
+	if n := len(p.pulls); n > maxPullsPerStream {
+		t.Fatalf("%d pulls remembered for one stream, want at most %d", n, maxPullsPerStream)
+	}
+}
