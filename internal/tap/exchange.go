@@ -117,8 +117,8 @@ type Exchange struct {
 	Request  Message
 	Response Message
 
-	replied bool     // the reply's first message has been seen
-	flows   []*flow  // streamed bodies still open; intake's own
+	replied bool    // the reply's first message has been seen
+	flows   []*flow // streamed bodies still open; intake's own
 }
 
 // Broken reports whether a streamed body of the exchange did not arrive

@@ -183,3 +183,15 @@ func TestPairerStreamsBounded(t *testing.T) {
 		t.Fatalf("%d pulls remembered for one stream, want at most %d", n, maxPullsPerStream)
 	}
 }
+
+// TestStreamTrafficIsNoExchange: with subjects named (where any message
+// on them is a request), pulls, pings and cancels of a stream tap did
+// not see start are still no exchange.
+func TestStreamTrafficIsNoExchange(t *testing.T) {
+	p := NewPairer("", false)
+	for _, m := range []*nats.Msg{pull(sub1, "_INBOX.r.x.1"), control(sub1, "ping", "_INBOX.r.x.p"), control(sub1, "cancel", ""), part("_INBOX.r.x.1", "1", "x", "")} {
+		if ex, ok := p.Observe(m, t0); ok {
+			t.Errorf("%s made an exchange: %+v", m.Subject, ex)
+		}
+	}
+}
