@@ -143,6 +143,11 @@ func TestStreamsLive(t *testing.T) {
 		if ex.FirstPart <= 0 || ex.FirstPart > ex.Latency {
 			t.Errorf("first part after %v, end after %v", ex.FirstPart, ex.Latency)
 		}
+		rec := recordJSON(t, ex)
+		if rec["stream"] != "reply" || rec["reply_parts"] != float64(ex.Response.Parts) || rec["reply_bytes"] != float64(len(big)) ||
+			rec["first_part_ms"] == nil || rec["end_ms"] != rec["latency_ms"] || rec["broken"] != nil {
+			t.Errorf("NDJSON record %v", rec)
+		}
 	})
 
 	t.Run("flushed events", func(t *testing.T) {
@@ -191,6 +196,9 @@ func TestStreamsLive(t *testing.T) {
 		if ex.Response.Size > 1<<20 || ex.Response.Parts < 2 {
 			t.Errorf("reply %d bytes in %d parts", ex.Response.Size, ex.Response.Parts)
 		}
+		if rec := recordJSON(t, ex); rec["broken"] != true || rec["stream_error"] != ex.StreamError {
+			t.Errorf("NDJSON record %v", rec)
+		}
 	})
 
 	t.Run("a streamed request body", func(t *testing.T) {
@@ -204,6 +212,20 @@ func TestStreamsLive(t *testing.T) {
 			t.Fatalf("streamed %q broken %q request %d bytes in %d parts", ex.Streamed(), ex.StreamError, ex.Request.Size, ex.Request.Parts)
 		}
 	})
+}
+
+// recordJSON is ex's NDJSON line as a JSON decoder reads it.
+func recordJSON(t *testing.T, ex Exchange) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(NewRecord(ex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func must[T any](v T, err error) T {
