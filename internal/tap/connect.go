@@ -31,6 +31,9 @@ type Options struct {
 	Timeout  time.Duration // exit after this long; 0: no limit
 
 	Record string   // --record: write every finished exchange to this file
+	// RecordMaxStream is the largest streamed body recorded whole
+	// (--record-max-stream; DefaultRecordMaxStream when 0).
+	RecordMaxStream int
 	Redact []string // --redact: more headers whose values are not recorded
 }
 
