@@ -8,11 +8,15 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/reply"
+	"github.com/metropolis-dev/metro/internal/stream"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/tracing"
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -52,6 +56,12 @@ var ErrNotRunning = errors.New("metro: worker is not running")
 // section 5). That starts with its first request, which waits a moment
 // for the services' answers; CloseIdleConnections stops it (a worker's
 // Transport stops with the worker).
+//
+// A call whose NATS connection drops while it waits is answered 503 with
+// Retry-After at once, as the gateway answers: its reply would have come
+// through the server that is gone. To see the drop, a Transport adds to
+// Conn's disconnect handler (keeping the one set before) at its first
+// request; like an http.Transport, make one and reuse it.
 type Transport struct {
 	// Conn is the connection to use; a worker's Client sets Conns instead.
 	Conn *nats.Conn
@@ -60,9 +70,30 @@ type Transport struct {
 	// Timeout bounds calls whose context has no deadline (default 30s).
 	Timeout time.Duration
 
-	conn func() *nats.Conn
+	lane func() *reply.Lane                  // the worker's, held
 	view func(prefix string) *discovery.View // the worker's
 	own  discovery.Views                     // a standalone Transport's
+
+	mu      sync.Mutex
+	ownLane *reply.Lane // a standalone Transport's, on Conn
+}
+
+// acquire returns the lane to send a request over, held until its
+// Release, or nil before the worker runs.
+func (t *Transport) acquire() *reply.Lane {
+	if t.lane != nil {
+		return t.lane()
+	}
+	if t.Conn == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ownLane == nil || t.ownLane.Conn != t.Conn {
+		t.ownLane = reply.NewLane(t.Conn)
+	}
+	t.ownLane.Hold()
+	return t.ownLane
 }
 
 // CloseIdleConnections stops following the services' routes; the next
@@ -87,24 +118,41 @@ func (w *Worker) Client() *http.Client {
 
 // Transport returns the worker's Transport; usable while Run runs.
 func (w *Worker) Transport() *Transport {
-	return &Transport{Prefix: w.w.Prefix(), conn: w.w.Conn, view: w.w.View}
+	return &Transport{Prefix: w.w.Prefix(), lane: w.w.Lane, view: w.w.View}
 }
 
-// RoundTrip implements http.RoundTripper.
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip implements http.RoundTripper. A reply the worker streams
+// (PROTOCOL.md section 9) is read as the response body is; a request body
+// too large for one message, or of unknown length, streams to a worker
+// that reads streamed bodies.
+func (t *Transport) RoundTrip(req *http.Request) (_ *http.Response, err error) {
+	// What ends with the exchange: the request body once sent, the
+	// timeout's context. A streamed response's body ends it on Close.
+	var ends []func()
+	end := func() {
+		for _, f := range ends {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			end()
+		}
+	}()
 	if req.Body != nil {
-		defer req.Body.Close()
+		ends = append(ends, func() { req.Body.Close() })
 	}
 	if req.URL.Scheme != Scheme {
 		return nil, fmt.Errorf("metro: unsupported URL scheme %q (want %s://)", req.URL.Scheme, Scheme)
 	}
-	nc := t.Conn
-	if t.conn != nil {
-		nc = t.conn()
-	}
-	if nc == nil {
+	ln := t.acquire()
+	if ln == nil {
 		return nil, ErrNotRunning
 	}
+	// Held until the exchange ends, a streamed reply's included: a lane
+	// moves off a server only once nothing is in flight on it.
+	ends = append(ends, ln.Release)
+	nc := ln.Conn
 	ctx := req.Context()
 	in := wire.IncomingFrom(ctx)
 	clientID := req.Header.Get(wire.ClientRequestID)
@@ -122,13 +170,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	path := req.URL.EscapedPath()
 	subj, err := subject.FromPath(prefix, req.Method, path)
 	if err != nil {
+		end()
 		return problemResponse(req, wire.PathStatus(err), err.Error(), rid), nil
-	}
-	var body []byte
-	if req.Body != nil && req.Body != http.NoBody {
-		if body, err = io.ReadAll(req.Body); err != nil {
-			return nil, fmt.Errorf("metro: reading request body: %w", err)
-		}
 	}
 	// Only a call without a deadline of its own gets the Transport's
 	// timeout, whose expiry is a 504 answer. The caller's own deadline is
@@ -144,7 +187,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		deadline = time.Now().Add(timeout)
 		var cancel context.CancelFunc
 		exchangeCtx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
+		ends = append(ends, cancel)
 	}
 	h, call, traced := tracing.StartCall(ctx, subj, req.Header)
 	if !traced && in != nil && in.TraceParent != "" && h.Get("Traceparent") == "" {
@@ -161,11 +204,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Header:      h,
 		RequestID:   rid,
 		Deadline:    deadline,
-		Body:        body,
 		// A caller may pass on the claims it was given (PROTOCOL.md
 		// section 8); like every Metro-* header it is otherwise dropped.
 		Claims: req.Header.Get(wire.HeaderClaims),
 	}
+	streams := false
 	if v := t.viewOf(nc, prefix); v != nil {
 		// The first request waits for the services' first answers, but
 		// never for more than half of its own time.
@@ -174,16 +217,32 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		if reg != nil {
 			if st, ok := reg.Match(subj); ok {
-				r.Route, r.Service = st.Route.Key(), st.Owner
+				r.Route, r.Service, streams = st.Route.Key(), st.Owner, st.Streams
 			}
 		}
 	}
-	rep, err := wire.Exchange(exchangeCtx, nc, r.Msg(subj), rid)
+	var rest io.Reader
+	if r.Body, rest, err = callBody(req, nc, streams); err != nil {
+		return nil, fmt.Errorf("metro: reading request body: %w", err)
+	}
+	msg := r.Msg(subj)
+	if rest != nil {
+		stop, err := upload(exchangeCtx, nc, msg, rest, req.ContentLength)
+		if err != nil {
+			return nil, fmt.Errorf("metro: streaming request body: %w", err)
+		}
+		ends = append([]func(){stop}, ends...)
+	}
+	// The exchange's context alone bounds the wait (no second deadline),
+	// for the reason above.
+	m, err := ln.Inbox.Request(exchangeCtx, msg, time.Time{})
+	rep, err := wire.Result(m, err, rid, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			call.End(tracing.Ending{Err: ctx.Err().Error()})
 			return nil, ctx.Err()
 		}
+		end()
 		var f *wire.Failure
 		errors.As(err, &f)
 		call.End(tracing.Ending{Status: f.Status, Err: f.Detail, Client: true})
@@ -194,7 +253,101 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rep.Header = http.Header{}
 	}
 	rep.Header.Set(wire.ClientRequestID, rid)
-	return response(req, rep.Status, rep.Header, rep.Body), nil
+	if rep.Stream == "" {
+		end()
+		return response(req, rep.Status, rep.Header, rep.Body), nil
+	}
+	rd, err := stream.For(nc).NewReader(exchangeCtx, rep.Stream, rep.Body)
+	if err != nil {
+		return nil, fmt.Errorf("metro: reading streamed reply: %w", err)
+	}
+	resp := response(req, rep.Status, rep.Header, nil)
+	resp.ContentLength = -1
+	if n, err := strconv.ParseInt(rep.Header.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		resp.ContentLength = n
+	}
+	body := &streamBody{rd: rd, end: end}
+	if req.Method == http.MethodHead {
+		body.Close()
+		return resp, nil
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// callBody reads a request body for its message: whole, or, to a worker
+// that reads streamed bodies when it is over half of what a message holds
+// or of unknown length, its first part, with the rest to stream.
+func callBody(req *http.Request, nc *nats.Conn, streams bool) ([]byte, io.Reader, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil, nil
+	}
+	length := req.ContentLength
+	if length == 0 {
+		length = -1 // a body of a client request with no length given
+	}
+	if !streams || length >= 0 && length <= nc.MaxPayload()/2 {
+		b, err := io.ReadAll(req.Body)
+		return b, nil, err
+	}
+	buf := make([]byte, stream.PartSize(nc))
+	n, err := stream.ReadPart(req.Body, buf)
+	switch {
+	case err == nil:
+		return buf, req.Body, nil
+	case err == io.EOF:
+		return buf[:n], nil, nil
+	}
+	return nil, nil, err
+}
+
+// upload names a stream in msg and sends rest on it as the worker pulls;
+// stop ends it.
+func upload(ctx context.Context, nc *nats.Conn, msg *nats.Msg, rest io.Reader, length int64) (stop func(), err error) {
+	src, err := stream.For(nc).NewSource()
+	if err != nil {
+		return nil, err
+	}
+	msg.Header[wire.HeaderStream] = []string{src.Subject()}
+	if length > 0 {
+		msg.Header["Content-Length"] = []string{strconv.FormatInt(length, 10)}
+	}
+	// The goroutine ends when the body does, or the exchange: not
+	// waited for, since the caller's body may block in Read until it is
+	// closed, which comes after.
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer src.Close()
+		_ = src.SendFrom(ctx, rest, nil)
+	}()
+	return cancel, nil
+}
+
+// streamBody is the body of a streamed response; Close ends the exchange
+// (cancelling the stream when it was not read to its end).
+type streamBody struct {
+	rd     *stream.Reader
+	end    func()
+	once   sync.Once
+	closed atomic.Bool
+}
+
+var errBodyClosed = errors.New("metro: read on closed response body")
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errBodyClosed
+	}
+	return b.rd.Read(p)
+}
+
+func (b *streamBody) Close() error {
+	b.closed.Store(true)
+	b.once.Do(func() {
+		b.rd.Close()
+		b.end()
+	})
+	return nil
 }
 
 // checkHost refuses a URL host that no gateway could have as its prefix:

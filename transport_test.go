@@ -763,12 +763,16 @@ func TestTransportConcurrent(t *testing.T) {
 }
 
 // TestTransportUnsendable: what NATS itself refuses to carry is answered
-// as the gateway answers it.
+// as the gateway answers it: a body over max_payload to a subscriber that
+// reads one message per request (no SDK worker: it does not announce that
+// it reads streamed bodies) is 413.
 func TestTransportUnsendable(t *testing.T) {
 	s := natstest.RunWith(t, &server.Options{MaxPayload: 4096})
-	w := calleeWorker(s.ClientURL(), "sink")
-	w.HandleFunc("POST /sink", func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
-	runCallee(t, w)
+	plain := natstest.Connect(t, s)
+	if _, err := plain.Subscribe("sink.POST", func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	plain.Flush()
 	nc := natstest.Connect(t, s)
 	client := &http.Client{Transport: &metro.Transport{Conn: nc}}
 

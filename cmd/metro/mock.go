@@ -37,7 +37,10 @@ request.
 
 NATS is --server, else $NATS_URL, else the metro dev running in this
 project. In metro.yaml, workers.NAME.mock: FILE makes metro dev run this
-in place of the worker.`,
+in place of the worker.
+
+Exits 2 on misuse or a recording that does not parse or has no reply
+from WORKER, 1 when it cannot serve (no NATS).`,
 		Example: `  metro mock catalog --from session.ndjson`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,7 +70,14 @@ in place of the worker.`,
 				return err
 			}
 			o.Logger = slog.New(slog.NewTextHandler(io.ErrOut, nil))
-			return mock.Run(cmd.Context(), o.Options)
+			err = mock.Run(cmd.Context(), o.Options)
+			// A recording that cannot stand in at all is misuse, as
+			// metro replay has it.
+			var ue *mock.UsageError
+			if errors.As(err, &ue) {
+				return usageErr(ue.Err)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -410,6 +410,13 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		if config.IsReservedWorkerName(name) {
 			fail(key, "the worker name %q is metro's own (reserved: %s); rename the worker", name, strings.Join(config.ReservedWorkerNames, ", "))
 		}
+		if cw.Mock != "" {
+			// A stand-in answering from a recording is for metro dev;
+			// deployed, the service would be missing or answer canned
+			// replies in production, and neither should happen unnoticed.
+			fail(key+".mock", "%s is a recording that metro dev answers from; to deploy, replace mock: with the real worker's path: or run: (or remove the worker)", cw.Mock)
+			continue
+		}
 		w := &worker{
 			Name:       name,
 			Deployment: c.Name + "-" + name,

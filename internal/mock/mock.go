@@ -288,17 +288,26 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// UsageError marks a recording that cannot stand in for the worker at
+// all: it cannot be read, does not parse, or holds no reply of the worker
+// or a route that cannot be served. Nothing was started; metro replay
+// treats such a file the same way.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
 // Run serves the stand-in for o.Worker as a metro worker (its queue group,
 // its routes announced as a NATS service) until ctx ends or the process
 // gets SIGTERM, then drains.
 func Run(ctx context.Context, o Options) error {
 	exs, err := recording.ReadFile(o.File)
 	if err != nil {
-		return err
+		return &UsageError{err}
 	}
 	s, err := New(o.Worker, o.File, exs)
 	if err != nil {
-		return err
+		return &UsageError{err}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -311,7 +320,7 @@ func Run(ctx context.Context, o Options) error {
 		metro.WithDescription("metro mock: answers from "+o.File))
 	for _, p := range s.Patterns() {
 		if err := handle(w, p, s); err != nil {
-			return err
+			return &UsageError{err}
 		}
 	}
 	o.Logger.Info("mock answering from a recording", "worker", o.Worker, "file", o.File, "exchanges", s.Len(), "routes", strings.Join(s.Patterns(), ", "))

@@ -259,13 +259,18 @@ func TestNoWorker(t *testing.T) {
 	}
 }
 
-// TestMaxPayload: a body the NATS server would refuse is 413, whether the
-// body alone is over max_payload or only body and headers together are.
+// TestMaxPayload: to a worker that reads each request as one message (a
+// plain subscriber, or a worker of protocol version 2 or older), a body
+// the NATS server would refuse is 413, whether the body alone is over
+// max_payload or only body and headers together are. To an SDK worker,
+// which reads streamed bodies (PROTOCOL.md section 9), the same bodies
+// stream.
 func TestMaxPayload(t *testing.T) {
 	const maxPayload = 4096
-	e := newEnvWith(t, proxy.Config{}, &server.Options{MaxPayload: maxPayload})
+	e := newEnvWith(t, proxy.Config{Routes: []proxy.RouteConfig{{Match: "POST /plain"}}}, &server.Options{MaxPayload: maxPayload})
+	e.responder("plain.POST", func(m *nats.Msg) { m.Respond([]byte(strconv.Itoa(len(m.Data)))) })
 	e.worker("upload", map[string]http.HandlerFunc{
-		"POST /upload": func(w http.ResponseWriter, r *http.Request) {
+		"POST /streams": func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			fmt.Fprint(w, len(b))
 		},
@@ -273,14 +278,17 @@ func TestMaxPayload(t *testing.T) {
 	spy := e.spy()
 	tests := []struct {
 		name   string
+		path   string
 		size   int
 		chunk  bool
 		status int
 	}{
-		{"small body", 100, false, 200},
-		{"body over max_payload", maxPayload + 1, false, 413},
-		{"chunked body over max_payload", maxPayload + 1, true, 413},
-		{"body at max_payload, headers push it over", maxPayload - 1, false, 413},
+		{"small body", "/plain", 100, false, 200},
+		{"body over max_payload", "/plain", maxPayload + 1, false, 413},
+		{"chunked body over max_payload", "/plain", maxPayload + 1, true, 413},
+		{"body at max_payload, headers push it over", "/plain", maxPayload - 1, false, 413},
+		{"body over max_payload, streamed", "/streams", 3*maxPayload + 1, false, 200},
+		{"chunked body over max_payload, streamed", "/streams", 3*maxPayload + 1, true, 200},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,7 +298,7 @@ func TestMaxPayload(t *testing.T) {
 			if tc.chunk {
 				hdr, body = "Transfer-Encoding: chunked\r\n", chunked(body)
 			}
-			resp, rb := e.raw("POST /upload HTTP/1.1\r\nHost: gw\r\nX-Request-Id: " + rid + "\r\n" + hdr + "Connection: close\r\n\r\n" + body)
+			resp, rb := e.raw("POST " + tc.path + " HTTP/1.1\r\nHost: gw\r\nX-Request-Id: " + rid + "\r\n" + hdr + "Connection: close\r\n\r\n" + body)
 			if tc.status == 200 {
 				if resp.StatusCode != 200 || rb != strconv.Itoa(tc.size) {
 					t.Fatalf("got %d %q", resp.StatusCode, rb)

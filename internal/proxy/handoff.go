@@ -3,44 +3,36 @@ package proxy
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/metropolis-dev/metro/internal/natsconn"
+	"github.com/metropolis-dev/metro/internal/reply"
 )
 
 // A lane is a NATS connection that requests are sent on, with the inbox
-// their replies come back to. The gateway has one, its primary, except
-// while it hands its traffic off from a server that is going away.
+// their replies come back to (reply.Lane). The gateway has one, its
+// primary, except while it hands its traffic off from a server that is
+// going away.
 type lane struct {
-	nc       *nats.Conn
-	inbox    *inbox
-	inflight atomic.Int64
-	// moving is set while the lane's connection is moved on purpose, with
-	// nothing in flight: its disconnection is then no loss. nats.go reports
-	// it later, on its callback goroutine, maybe after new requests have
-	// gone out on the new server; those must not be failed.
-	moving atomic.Bool
+	*reply.Lane
+	nc    *nats.Conn
+	inbox inbox
+}
+
+// inbox is the lane's reply.Inbox under the name the request path uses.
+type inbox struct{ *reply.Inbox }
+
+func (ib inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time) (*nats.Msg, error) {
+	return ib.Request(ctx, msg, deadline)
 }
 
 // newLane makes a lane on nc. When nc loses its server, requests waiting
 // on it are answered at once: their replies would have come through the
 // subscriptions on that server, so none can come.
 func newLane(nc *nats.Conn) *lane {
-	ln := &lane{nc: nc, inbox: newInbox(nc)}
-	prev := nc.DisconnectErrHandler()
-	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
-		if prev != nil {
-			prev(c, err)
-		}
-		if ln.moving.CompareAndSwap(true, false) {
-			return
-		}
-		ln.inbox.connectionLost()
-	})
-	return ln
+	ln := reply.NewLane(nc)
+	return &lane{Lane: ln, nc: nc, inbox: inbox{ln.Inbox}}
 }
 
 // acquire returns the lane for a new request, counted in flight on it
@@ -49,15 +41,15 @@ func newLane(nc *nats.Conn) *lane {
 func (g *Gateway) acquire() *lane {
 	for {
 		ln := g.lane.Load()
-		ln.inflight.Add(1)
+		ln.Hold()
 		if g.lane.Load() == ln {
 			return ln
 		}
-		ln.inflight.Add(-1)
+		ln.Release()
 	}
 }
 
-func (ln *lane) release() { ln.inflight.Add(-1) }
+func (ln *lane) release() { ln.Release() }
 
 // handoffState runs at most one handoff at a time, within Gateway.Run.
 type handoffState struct {
@@ -116,27 +108,13 @@ func (g *Gateway) handOff(ctx context.Context) {
 	standby := newLane(sc)
 	defer func() {
 		g.lane.Store(primary)
-		natsconn.Poll(ctx, g.longest(), func() bool { return standby.inflight.Load() == 0 })
-		standby.inbox.close()
+		standby.WaitIdle(ctx, g.longest())
+		standby.Close()
 		sc.Close()
 	}()
 	g.lane.Store(standby)
 	g.log.Info("NATS server entering lame duck mode: requests move to another server", "to", sc.ConnectedUrlRedacted())
-	if !natsconn.Poll(ctx, g.longest(), func() bool { return primary.inflight.Load() == 0 }) {
-		return
-	}
-	primary.moving.Store(true)
-	if err := primary.nc.ForceReconnect(); err != nil {
-		primary.moving.Store(false)
-		return
-	}
-	// Back on the primary only once nats.go has reported the
-	// disconnection (clearing moving), so that the report cannot be taken
-	// for a loss of requests sent after the move.
-	if !natsconn.Poll(ctx, time.Minute, func() bool {
-		return primary.nc.IsConnected() && primary.nc.ConnectedServerId() != from && !primary.moving.Load()
-	}) {
-		primary.moving.Store(false)
+	if !primary.Move(ctx, from, g.longest()) {
 		return
 	}
 	// The inbox's subscriptions are sent again on reconnecting; once

@@ -136,7 +136,7 @@ func TestRequestHeaders(t *testing.T) {
 				"Metro-Method":      {"GET"},
 				"Metro-Path":        {"/h/a%20b/"},
 				"Metro-Query":       {"x=1&y=%20"},
-				"Metro-Version":     {"2"},
+				"Metro-Version":     {wire.Version},
 				"Metro-Request-Id":  {"client-id-1"},
 				"X-Request-Id":      {"client-id-1"},
 				"X-Forwarded-For":   {tc.xff},

@@ -2,10 +2,12 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,9 +38,10 @@ type Reader struct {
 	got      int // the last part number received
 	renewed  time.Time
 	buf      []byte
-	done     bool
-	err      error // sticky: io.EOF at the end
+	done     atomic.Bool // read to its end
+	err      error       // sticky: io.EOF at the end
 	once     sync.Once
+	closed   chan struct{}
 	timer    *time.Timer
 	// Parts counts the parts read, the first message's included.
 	Parts int
@@ -48,7 +51,7 @@ type Reader struct {
 // of the message that named it) is first. ctx bounds every wait: the
 // exchange's deadline. Pulls start with the first read.
 func (m *Mux) NewReader(ctx context.Context, subject string, first []byte) (*Reader, error) {
-	r := &Reader{mux: m, ctx: ctx, subject: subject, buf: first, parts: make(chan *nats.Msg, 4*Window), Parts: 1}
+	r := &Reader{mux: m, ctx: ctx, subject: subject, buf: first, parts: make(chan *nats.Msg, 4*Window), closed: make(chan struct{}), Parts: 1}
 	base, err := m.addReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing for stream parts: %w", err)
@@ -120,6 +123,8 @@ func (r *Reader) Next() ([]byte, error) {
 			}
 		case <-r.ctx.Done():
 			r.fail(fmt.Errorf("%w: waiting for part %d: %w", ErrBroken, r.got+1, context.Cause(r.ctx)))
+		case <-r.closed:
+			r.fail(ErrClosed)
 		}
 		if r.err != nil {
 			return nil, r.err
@@ -142,11 +147,7 @@ func (r *Reader) fill() {
 
 func (r *Reader) publish(reply, control string) {
 	m := &nats.Msg{Subject: r.subject, Reply: r.base + reply}
-	switch control {
-	case controlCancel:
-		m.Reply = ""
-		fallthrough
-	case controlPing:
+	if control != "" {
 		m.Header = nats.Header{HeaderControl: []string{control}}
 	}
 	if err := r.mux.nc.PublishMsg(m); err != nil {
@@ -174,7 +175,7 @@ func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
 	}
 	if len(m.Data) == 0 {
-		r.done = true
+		r.done.Store(true)
 		return nil, io.EOF
 	}
 	return m.Data, nil
@@ -186,15 +187,19 @@ func (r *Reader) fail(err error) {
 	}
 }
 
+// ErrClosed is a read's error once the Reader was closed.
+var ErrClosed = errors.New("read on a closed stream")
+
 // Close stops reading: a stream not read to its end is cancelled, so its
-// source stops. It returns nil.
+// source stops. It may be called while another goroutine reads, and
+// returns nil.
 func (r *Reader) Close() error {
 	r.once.Do(func() {
-		if !r.done {
-			r.publish("", controlCancel)
-		}
-		if r.timer != nil {
-			r.timer.Stop()
+		close(r.closed)
+		if !r.done.Load() {
+			// Published here, not through publish, which records errors
+			// for the reading goroutine.
+			_ = r.mux.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: nats.Header{HeaderControl: []string{controlCancel}}})
 		}
 		r.mux.removeReader(r.id)
 	})

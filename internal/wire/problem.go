@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -53,6 +54,12 @@ func WriteProblem(w http.ResponseWriter, status int, detail, requestID string, r
 // RetryAfterSeconds is what 503 answers ask clients to wait.
 const RetryAfterSeconds = 1
 
+// ErrConnectionLost is a request's error when its connection dropped
+// while it waited for the reply: the reply would have come through a
+// subscription on the server that is gone, so none can come. The request
+// was sent, so a worker may have run it.
+var ErrConnectionLost = fmt.Errorf("the connection to NATS was lost while waiting for the reply: %w", nats.ErrDisconnected)
+
 // ErrorStatus maps an error of a NATS request to the status a client
 // sees, so that the gateway and metro.Transport answer alike.
 func ErrorStatus(err error) (status int, detail string) {
@@ -61,6 +68,8 @@ func ErrorStatus(err error) (status int, detail string) {
 		return http.StatusServiceUnavailable, "no worker is available for this route"
 	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "no reply from a worker before the timeout"
+	case errors.Is(err, ErrConnectionLost):
+		return http.StatusServiceUnavailable, "the connection to NATS was lost while waiting for the reply"
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, nats.ErrDisconnected):
 		return http.StatusServiceUnavailable, "not connected to NATS"

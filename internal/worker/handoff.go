@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metropolis-dev/metro/internal/natsconn"
+	"github.com/metropolis-dev/metro/internal/reply"
 )
 
 func (w *Worker) baseOptions() []nats.Option {
@@ -27,8 +28,12 @@ func (w *Worker) baseOptions() []nats.Option {
 // another server and subscribes again, and the second connection's
 // subscriptions are drained and it is closed. Replies always leave
 // through nc (Worker.respond), which buffers them while it reconnects.
+// The calls the worker's Transport makes go over the second connection
+// meanwhile, and nc moves only once none is waiting for its reply on it:
+// that reply would come through nc's inbox, on the server it leaves.
 // It returns the endpoint subscriptions on nc from now on.
-func (w *Worker) handOff(ctx context.Context, nc *nats.Conn, subs []*nats.Subscription) []*nats.Subscription {
+func (w *Worker) handOff(ctx context.Context, primary *reply.Lane, subs []*nats.Subscription) []*nats.Subscription {
+	nc := primary.Conn
 	from := nc.ConnectedServerId()
 	sc, err := nats.Connect(strings.Join(nc.Servers(), ","), w.baseOptions()...)
 	if err != nil {
@@ -45,18 +50,24 @@ func (w *Worker) handOff(ctx context.Context, nc *nats.Conn, subs []*nats.Subscr
 		return subs
 	}
 	defer drained(ctx, standby)
+	calls := reply.NewLane(sc)
+	w.calls.Set(calls)
+	defer func() {
+		w.calls.Set(primary)
+		calls.WaitIdle(ctx, time.Minute)
+		calls.Close()
+	}()
 	w.log.Info("NATS server entering lame duck mode: moving to another server", "to", sc.ConnectedUrlRedacted())
 	if !drained(ctx, subs) {
 		return nil
 	}
-	if err := nc.ForceReconnect(); err != nil {
-		return nil
-	}
-	if !natsconn.Poll(ctx, time.Minute, func() bool { return nc.IsConnected() && nc.ConnectedServerId() != from }) {
+	if !primary.Move(ctx, from, time.Minute) {
 		return nil
 	}
 	subs, err = w.subscribe(nc)
 	if err == nil {
+		// Also sends the inbox's subscriptions ahead of the calls that
+		// go over nc again.
 		err = nc.FlushTimeout(10 * time.Second)
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/natsconn"
+	"github.com/metropolis-dev/metro/internal/reply"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/tracing"
 )
@@ -125,6 +126,7 @@ type Worker struct {
 	nc       *nats.Conn
 	conn     atomic.Pointer[nats.Conn] // nc, for readers outside Run
 	views    discovery.Views           // for the worker's Transport, while Run runs
+	calls    reply.Switch              // the lane its Transport's calls go over, while Run runs
 	log      *slog.Logger
 	tracer   *tracing.Tracer // nil: no spans
 }
@@ -166,6 +168,11 @@ func New(opts Options) *Worker {
 
 // Conn is the worker's connection while Run runs, nil otherwise.
 func (w *Worker) Conn() *nats.Conn { return w.conn.Load() }
+
+// Lane returns the lane for a call the worker's Transport makes, held
+// until the caller releases it; nil unless Run runs. Calls move with the
+// worker off a server in lame duck mode (handOff).
+func (w *Worker) Lane() *reply.Lane { return w.calls.Acquire() }
 
 // View is the worker's view of the services under prefix, for its
 // Transport to name a route's owner as the gateway does; nil unless Run
@@ -285,6 +292,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.nc = nc
 	w.conn.Store(nc)
 	defer w.conn.Store(nil)
+	primary := reply.NewLane(nc)
+	w.calls.Set(primary)
+	defer func() {
+		w.calls.Set(nil)
+		primary.Close()
+	}()
 	defer w.views.Close()
 	pool, stopPool := startPool(func(m *nats.Msg) {
 		// The slot passes from one waiting message to the next.
@@ -351,7 +364,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case err := <-lost:
 			return fmt.Errorf("worker %s: NATS connection closed for good: %w", w.opts.Name, err)
 		case <-w.lameDuck:
-			subs = w.handOff(ctx, nc, subs)
+			subs = w.handOff(ctx, primary, subs)
 		}
 	}
 }

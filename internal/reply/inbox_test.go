@@ -1,4 +1,4 @@
-package proxy
+package reply
 
 import (
 	"context"
@@ -24,14 +24,14 @@ func TestInboxConcurrentSlots(t *testing.T) {
 	}
 	responder.Flush()
 	for round := range 5 {
-		ib := newInbox(nc)
+		ib := NewInbox(nc)
 		const n = 64
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
 				want := strconv.Itoa(round*1000 + i)
 				for range 5 {
-					m, err := ib.request(context.Background(), &nats.Msg{Subject: "echo", Data: []byte(want)}, time.Now().Add(10*time.Second))
+					m, err := ib.Request(context.Background(), &nats.Msg{Subject: "echo", Data: []byte(want)}, time.Now().Add(10*time.Second))
 					if err != nil {
 						t.Errorf("request %s: %v", want, err)
 						return
@@ -50,7 +50,7 @@ func TestInboxConcurrentSlots(t *testing.T) {
 			}
 			seen[s.prefix] = true
 		}
-		ib.close()
+		ib.Close()
 	}
 }
 
@@ -68,14 +68,14 @@ func TestInboxDuplicateReplies(t *testing.T) {
 		}
 		r.Flush()
 	}
-	ib := newInbox(nc)
-	defer ib.close()
+	ib := NewInbox(nc)
+	defer ib.Close()
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 200 {
 				want := strconv.Itoa(g*1000 + i)
-				m, err := ib.request(context.Background(), &nats.Msg{Subject: "dup", Data: []byte(want)}, time.Now().Add(10*time.Second))
+				m, err := ib.Request(context.Background(), &nats.Msg{Subject: "dup", Data: []byte(want)}, time.Now().Add(10*time.Second))
 				if err != nil {
 					t.Errorf("request %s: %v", want, err)
 					return

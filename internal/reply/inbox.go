@@ -1,4 +1,9 @@
-package proxy
+// Package reply sends requests over NATS and waits for their replies: a
+// request whose connection drops is answered at once, since no reply can
+// come, and the traffic moves off a server that is going away (lame duck
+// mode) without failing a request. The gateway and metro.Transport both
+// send their requests through it.
+package reply
 
 import (
 	"context"
@@ -13,7 +18,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/wire"
 )
 
-// inbox delivers replies to the gateway's requests with less work per
+// Inbox delivers replies to requests with less work per
 // request than nats.go's Request: each request in flight borrows a slot, a
 // long-lived channel subscription on "_INBOX.<id>.<slot>.*" into which the
 // connection's read loop hands the reply directly. nats.go's own request
@@ -23,7 +28,7 @@ import (
 // profile. Slots are reused: a generation number in the reply subject
 // tells a late reply to an earlier request (one that timed out) from the
 // answer to the current one.
-type inbox struct {
+type Inbox struct {
 	nc   *nats.Conn
 	base string // "_INBOX.<nuid>."
 
@@ -51,24 +56,22 @@ type slot struct {
 	timer  *time.Timer
 }
 
-func newInbox(nc *nats.Conn) *inbox {
-	ib := &inbox{nc: nc, base: nc.NewInbox() + "."}
+// NewInbox makes an inbox on nc; a Lane makes its own.
+func NewInbox(nc *nats.Conn) *Inbox {
+	ib := &Inbox{nc: nc, base: nc.NewInbox() + "."}
 	lost := make(chan struct{})
 	ib.lost.Store(&lost)
 	return ib
 }
 
-// connectionLost ends the wait of every request in flight.
-func (ib *inbox) connectionLost() {
+// ConnectionLost ends the wait of every request in flight with
+// wire.ErrConnectionLost.
+func (ib *Inbox) ConnectionLost() {
 	fresh := make(chan struct{})
 	close(*ib.lost.Swap(&fresh))
 }
 
-// errConnectionLost is a request's error when its connection dropped
-// while it waited: it was sent, so a worker may have run it.
-var errConnectionLost = fmt.Errorf("the connection to NATS was lost while waiting for the reply: %w", nats.ErrDisconnected)
-
-func (ib *inbox) get() (*slot, error) {
+func (ib *Inbox) get() (*slot, error) {
 	ib.mu.Lock()
 	if n := len(ib.free); n > 0 {
 		s := ib.free[n-1]
@@ -95,16 +98,17 @@ func (ib *inbox) get() (*slot, error) {
 	return s, nil
 }
 
-func (ib *inbox) put(s *slot) {
+func (ib *Inbox) put(s *slot) {
 	s.gen++ // whatever still arrives for this request is stale now
 	ib.mu.Lock()
 	ib.free = append(ib.free, s)
 	ib.mu.Unlock()
 }
 
-// request publishes msg and waits for its reply until deadline or until
-// ctx ends. Errors are nats.go's, so wire.ErrorStatus maps them.
-func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time) (*nats.Msg, error) {
+// Request publishes msg and waits for its reply until deadline (none if
+// zero) or until ctx ends. Errors are nats.go's or wire.ErrConnectionLost,
+// so wire.ErrorStatus maps them.
+func (ib *Inbox) Request(ctx context.Context, msg *nats.Msg, deadline time.Time) (*nats.Msg, error) {
 	s, err := ib.get()
 	if err != nil {
 		return nil, err
@@ -123,8 +127,10 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 	if err := ib.nc.PublishMsg(msg); err != nil {
 		return nil, err
 	}
-	s.timer.Reset(time.Until(deadline))
-	defer s.timer.Stop()
+	if !deadline.IsZero() {
+		s.timer.Reset(time.Until(deadline))
+		defer s.timer.Stop()
+	}
 	for {
 		select {
 		case m := <-s.ch:
@@ -138,15 +144,15 @@ func (ib *inbox) request(ctx context.Context, msg *nats.Msg, deadline time.Time)
 		case <-s.timer.C:
 			return nil, nats.ErrTimeout
 		case <-lost:
-			return nil, errConnectionLost
+			return nil, wire.ErrConnectionLost
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 }
 
-// close unsubscribes every slot.
-func (ib *inbox) close() {
+// Close unsubscribes every slot.
+func (ib *Inbox) Close() {
 	ib.mu.Lock()
 	defer ib.mu.Unlock()
 	for _, s := range ib.all {
