@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +195,83 @@ func TestStreamTrafficIsNoExchange(t *testing.T) {
 			t.Errorf("%s made an exchange: %+v", m.Subject, ex)
 		}
 	}
+}
+
+// FuzzObserveStreams drives the pairer with a script of stream messages
+// in any order: requests and replies naming streams, pulls, parts,
+// pings, cancels, errors. Whatever comes, every exchange ends once, and
+// nothing of a stream is left behind after the deadline.
+func FuzzObserveStreams(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5})
+	f.Add([]byte{0, 6, 1, 2, 3, 7, 4})
+	f.Add([]byte{8, 2, 9, 1, 3, 3, 4, 10})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		const (
+			s1, s2 = "$METRO.STREAM.w.c.1", "$METRO.STREAM.g.c.2"
+			inbox  = "_INBOX.g.1"
+		)
+		p := NewPairer("", true)
+		var got []Exchange
+		pull := 0
+		for i, op := range script {
+			now := t0.Add(time.Duration(i) * time.Millisecond)
+			reply := "_INBOX.r.x." + strconv.Itoa(pull)
+			var m *nats.Msg
+			switch op % 11 {
+			case 0:
+				m = req("files.GET", inbox, nil, "")
+			case 1:
+				m = req(inbox, "", map[string]string{"Metro-Stream": s1}, "ab")
+			case 2:
+				pull++
+				m = &nats.Msg{Subject: s1, Reply: "_INBOX.r.x." + strconv.Itoa(pull)}
+			case 3:
+				m = part(reply, strconv.Itoa(pull), "xyz", "")
+			case 4:
+				m = part(reply, strconv.Itoa(pull), "", "")
+			case 5:
+				m = control(s1, "ping", "_INBOX.r.x.p")
+			case 6:
+				m = control(s1, "cancel", "")
+			case 7:
+				m = part(reply, strconv.Itoa(pull), "", "boom")
+			case 8:
+				m = req("up.POST", inbox, map[string]string{"Metro-Stream": s2, "Content-Length": "4"}, "ab")
+			case 9:
+				pull++
+				m = &nats.Msg{Subject: s2, Reply: "_INBOX.r.x." + strconv.Itoa(pull)}
+			case 10:
+				m = req(inbox, "", map[string]string{"Metro-Status": "201"}, "")
+			}
+			if ex, ok := p.Observe(m, now); ok {
+				got = append(got, ex)
+			}
+		}
+		p.Expire(t0.Add(maxWait+time.Minute), func(ex Exchange) { got = append(got, ex) })
+		started, ended := map[uint64]bool{}, map[uint64]bool{}
+		for _, ex := range got {
+			if ex.Outcome == Pending {
+				if started[ex.Seq] {
+					t.Fatalf("exchange %d started twice", ex.Seq)
+				}
+				started[ex.Seq] = true
+				continue
+			}
+			if ended[ex.Seq] {
+				t.Fatalf("exchange %d ended twice", ex.Seq)
+			}
+			ended[ex.Seq] = true
+			if ex.Response.Size < 0 || ex.Request.Size < 0 || len(ex.Response.Body) > ex.Response.Size {
+				t.Fatalf("exchange %d sizes: %+v", ex.Seq, ex)
+			}
+		}
+		for seq := range started {
+			if !ended[seq] {
+				t.Fatalf("exchange %d started and never ended", seq)
+			}
+		}
+		if p.Pending() != 0 || len(p.streams) != 0 || len(p.pulls) != 0 {
+			t.Fatalf("left behind: %d pending, %d streams, %d pulls", p.Pending(), len(p.streams), len(p.pulls))
+		}
+	})
 }
