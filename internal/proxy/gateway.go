@@ -401,7 +401,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		h[wire.ClientRequestID] = []string{rid}
 		sctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
-		x.abort = !g.relay(sctx, w, ln.nc, rep, x)
+		x.abort = !g.relay(sctx, w, r.Method == http.MethodHead, ln.nc, rep, x)
 		return
 	}
 	if _, ok := h["Content-Type"]; !ok {

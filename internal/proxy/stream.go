@@ -79,7 +79,7 @@ func (u *upload) stop(w http.ResponseWriter) {
 // them and a slow client holds the worker back instead of the gateway
 // buffering the body. It reports false when the stream broke after the
 // status was sent: the response must then end visibly incomplete.
-func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, nc *nats.Conn, rep wire.Reply, x *exchange) bool {
+func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, head bool, nc *nats.Conn, rep wire.Reply, x *exchange) bool {
 	rd, err := stream.For(nc).NewReader(ctx, rep.Stream, rep.Body)
 	if err != nil {
 		x.status, x.err = http.StatusBadGateway, err.Error()
@@ -96,6 +96,9 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, nc *nats.Con
 	}
 	x.status = rep.Status
 	w.WriteHeader(rep.Status)
+	if head {
+		return true // no body to send: the stream is cancelled
+	}
 	rc := http.NewResponseController(w)
 	defer func() { x.parts = rd.Parts }()
 	for {

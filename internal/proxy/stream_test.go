@@ -304,3 +304,28 @@ func TestSingleMessageWorkerStillServed(t *testing.T) {
 		t.Errorf("Metro-Version %q", v)
 	}
 }
+
+// HEAD on a route whose GET streams gets the GET's status and headers,
+// and no body; the worker's stream is cancelled, not read.
+func TestStreamedReplyToHead(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	cancelled := make(chan struct{})
+	e.worker("files", map[string]http.HandlerFunc{
+		"GET /files/feed": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: one\n\n")
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			close(cancelled)
+		},
+	})
+	resp, body := e.do("HEAD", "/files/feed", "", nil)
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HEAD: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler's stream was not cancelled after the HEAD answer")
+	}
+}

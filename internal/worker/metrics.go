@@ -35,6 +35,10 @@ func newMetrics(name string, reg prometheus.Registerer, b *backlog) *metrics {
 		Namespace: "metro", Subsystem: "worker", Name: "backlog", ConstLabels: labels,
 		Help: "Requests waiting for a free handler.",
 	}, func() float64 { return float64(b.waiting()) }))
+	registerOnce(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "metro", Subsystem: "worker", Name: "concurrency_limit", ConstLabels: labels,
+		Help: "Handlers allowed to run at once now: the configured concurrency, lowered while handlers want more CPU than there is.",
+	}, func() float64 { return float64(b.current()) }))
 	return m
 }
 

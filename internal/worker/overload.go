@@ -38,20 +38,20 @@ func (w *Worker) expired(m *nats.Msg) bool {
 // rather than waiting out its timeout for a 504. A message this worker
 // would not serve (another worker's route, see owns) is left for its
 // owner.
-func (w *Worker) shed(m *nats.Msg) {
+func (w *Worker) shed(m *nats.Msg, why string) {
 	if m.Reply == "" || !w.claims(m) {
 		return
 	}
 	w.metrics.shed.Inc()
 	rid := wire.Get(m.Header, wire.HeaderRequestID)
-	w.log.Debug("request shed: every handler is busy and the backlog is full", "subject", m.Subject, "request_id", rid)
+	w.log.Debug("request shed: "+why, "subject", m.Subject, "request_id", rid)
 	const status = http.StatusServiceUnavailable
 	h := nats.Header{
 		wire.HeaderStatus: []string{strconv.Itoa(status)},
 		"Content-Type":    []string{wire.ProblemContentType},
 		"Retry-After":     []string{strconv.Itoa(wire.RetryAfterSeconds)},
 	}
-	body := wire.NewProblem(status, "the worker is at capacity: every handler is busy and its backlog is full", rid).Body()
+	body := wire.NewProblem(status, "the worker is at capacity: "+why, rid).Body()
 	if err := m.RespondMsg(&nats.Msg{Header: h, Data: body}); err != nil {
 		w.log.Warn("sending reply", "subject", m.Subject, "err", err)
 	}

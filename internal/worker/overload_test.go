@@ -230,32 +230,32 @@ func TestShedWhenBacklogFull(t *testing.T) {
 func TestBacklogOrder(t *testing.T) {
 	b := newBacklog(1, 40, 1<<20)
 	msg := func(i int) *nats.Msg { return &nats.Msg{Subject: "s." + strconv.Itoa(i), Data: []byte("x")} }
-	if got := b.admit(msg(0)); got != admitRun {
+	if got := b.admit(msg(0), time.Time{}); got != admitRun {
 		t.Fatalf("first admit %v, want run", got)
 	}
 	next := 1
 	for round := range 3 {
 		// Interleave queueing and serving so the ring wraps while it grows.
 		for range 10 + round*5 {
-			if got := b.admit(msg(next + b.waiting())); got != admitQueue {
+			if got := b.admit(msg(next + b.waiting()), time.Time{}); got != admitQueue {
 				t.Fatalf("admit %v, want queue", got)
 			}
 		}
 		for range 5 {
-			if m := b.next(); m.Subject != "s."+strconv.Itoa(next) {
+			if m, _ := b.next(0); m.Subject != "s."+strconv.Itoa(next) {
 				t.Fatalf("next %s, want s.%d", m.Subject, next)
 			}
 			next++
 		}
 	}
 	for b.waiting() < 40 {
-		b.admit(msg(next + b.waiting()))
+		b.admit(msg(next + b.waiting()), time.Time{})
 	}
-	if got := b.admit(msg(999)); got != admitShed {
+	if got := b.admit(msg(999), time.Time{}); got != admitShed {
 		t.Fatalf("admit past 40 waiting: %v, want shed", got)
 	}
 	for b.waiting() > 0 {
-		if m := b.next(); m.Subject != "s."+strconv.Itoa(next) {
+		if m, _ := b.next(0); m.Subject != "s."+strconv.Itoa(next) {
 			t.Fatalf("next %s, want s.%d", m.Subject, next)
 		}
 		next++
@@ -263,10 +263,10 @@ func TestBacklogOrder(t *testing.T) {
 	if b.bytes != 0 {
 		t.Errorf("%d bytes accounted with nothing waiting", b.bytes)
 	}
-	if m := b.next(); m != nil || b.busy != 0 {
+	if m, _ := b.next(0); m != nil || b.busy != 0 {
 		t.Fatalf("empty backlog: next %v, busy %d", m, b.busy)
 	}
-	if got := b.admit(msg(0)); got != admitRun {
+	if got := b.admit(msg(0), time.Time{}); got != admitRun {
 		t.Errorf("admit after the slot was freed: %v, want run", got)
 	}
 }

@@ -23,27 +23,28 @@ import (
 // serve answers one request message, or leaves it unanswered when no route
 // of this worker matches it: NATS hands a message to one queue member of
 // whichever subscription matched, and another worker may own the route.
-func (w *Worker) serve(m *nats.Msg) {
+// It reports whether a handler ran.
+func (w *Worker) serve(m *nats.Msg) (ran bool) {
 	if w.expired(m) {
-		return // it may have waited in the backlog past its deadline
+		return false // it may have waited in the backlog past its deadline
 	}
 	start := time.Now()
 	if subject.Foreign(w.opts.Prefix, m.Subject) {
 		// A reply inbox, a $SRV request, a subject without a method: not
 		// a request for this worker, and an answer would land in someone
 		// else's exchange.
-		return
+		return false
 	}
 	req, cancel, err := w.request(m)
 	if err != nil {
 		w.log.Warn("malformed request message", "subject", m.Subject, "err", err)
 		w.replyProblem(m, http.StatusBadRequest, err.Error(), "")
-		return
+		return false
 	}
 	defer cancel()
 	ep := w.route(req)
 	if ep == nil || !w.owns(req, ep) {
-		return
+		return false
 	}
 	rw := &responseWriter{header: make(http.Header)}
 	if readsStreams(m) {
@@ -74,6 +75,7 @@ func (w *Worker) serve(m *nats.Msg) {
 		msg := strconv.Itoa(status) + " " + http.StatusText(status)
 		ep.stats.lastError.Store(&msg)
 	}
+	return true
 }
 
 // owns reports whether this worker runs req. Metro-Service, when present,

@@ -28,6 +28,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/reply"
 	"github.com/metropolis-dev/metro/internal/subject"
 	"github.com/metropolis-dev/metro/internal/tracing"
+	"github.com/metropolis-dev/metro/internal/wire"
 )
 
 // Defaults of Options.
@@ -299,11 +300,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		primary.Close()
 	}()
 	defer w.views.Close()
+	var pool *pool
 	pool, stopPool := startPool(func(m *nats.Msg) {
 		// The slot passes from one waiting message to the next.
-		for ; m != nil; m = w.backlog.next() {
-			w.serve(m)
+		for m != nil {
+			began := time.Now()
+			var took time.Duration
+			if w.serve(m) {
+				took = time.Since(began)
+			}
 			w.inflight.Done()
+			var extra *nats.Msg
+			if m, extra = w.backlog.next(took); extra != nil {
+				pool.dispatch(extra)
+			}
 		}
 	}, poolIdle)
 	w.pool = pool
@@ -311,6 +321,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// timeout) as soon as their handler returns.
 	defer stopPool()
 	w.started = time.Now().UTC()
+	guardCtx, stopGuard := context.WithCancel(context.Background())
+	guarded := make(chan struct{})
+	go func() { guardCPU(guardCtx, w.backlog); close(guarded) }()
+	defer func() { stopGuard(); <-guarded }()
 
 	var health *healthServer
 	if w.opts.HealthAddr != "" {
@@ -459,12 +473,16 @@ func (w *Worker) receive(m *nats.Msg) {
 		return
 	}
 	w.inflight.Add(1)
-	switch w.backlog.admit(m) {
+	d, _ := wire.Deadline(m.Header)
+	switch w.backlog.admit(m, d) {
 	case admitRun:
 		w.pool.dispatch(m)
 	case admitShed:
 		w.inflight.Done()
-		w.shed(m)
+		w.shed(m, "every handler is busy and its backlog is full")
+	case admitLate:
+		w.inflight.Done()
+		w.shed(m, "at the handlers' pace it could not start the request in time")
 	}
 }
 
