@@ -70,7 +70,9 @@ func TestRecordStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	// Closed after the intake has stopped and flushed its recorder: the
+	// cleanups of runIntake, registered later, run first.
+	t.Cleanup(func() { f.Close() })
 	in.SetRecorder(NewFileRecorder(f, nil))
 	in.SetRecordMaxStream(limit)
 	got := runIntake(t, in, 64)
