@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metropolis-dev/metro/internal/config"
 	"github.com/metropolis-dev/metro/internal/iostreams"
 	"github.com/metropolis-dev/metro/internal/tap"
 	"github.com/metropolis-dev/metro/internal/tui"
@@ -16,6 +17,7 @@ func init() { commands = append(commands, newTapCmd) }
 
 func newTapCmd(io *iostreams.IOStreams) *cobra.Command {
 	var opts tap.Options
+	recordMaxStream := config.ByteSize(tap.DefaultRecordMaxStream)
 	cmd := &cobra.Command{
 		Use:   "tap [SUBJECT | 'METHOD /path'...]",
 		Short: "Watch requests and replies live",
@@ -32,10 +34,16 @@ with --json, it writes one JSON object per exchange to stdout.
 The server is --server, else NATS_URL, else the metro dev running in
 this project (.metro/dev.json).
 
+A streamed exchange (a body sent in parts past NATS's message size, or
+server-sent events) is one row: its size with the parts it came in
+("5.0M/81p") and its time to the first part and to the end
+("1.2ms→340ms"); a stream that broke is marked ✗.
+
 With --record FILE every finished exchange is also written to FILE as
-NDJSON, bodies whole, for metro replay and metro mock. The values of
-Authorization, Cookie, Set-Cookie and of headers named with --redact are
-replaced by "[redacted]" before anything is written.`,
+NDJSON, bodies whole, for metro replay and metro mock; a streamed body
+over --record-max-stream is recorded as its length and SHA-256 only. The
+values of Authorization, Cookie, Set-Cookie and of headers named with
+--redact are replaced by "[redacted]" before anything is written.`,
 		Example: `  metro tap
   metro tap 'GET /users/{id}'
   metro tap 'orders.>' --json --count 10
@@ -48,6 +56,10 @@ replaced by "[redacted]" before anything is written.`,
 			if opts.Count < 0 || opts.Timeout < 0 {
 				return usageErrorf("--count and --timeout may not be negative")
 			}
+			if recordMaxStream < 1 || recordMaxStream > 1<<40 {
+				return usageErrorf("--record-max-stream must be at least 1 byte")
+			}
+			opts.RecordMaxStream = int(recordMaxStream)
 			opts.Subjects = args
 			opts.EnvURL = os.Getenv("NATS_URL")
 			opts.PrefixSet = cmd.Flags().Changed("prefix")
@@ -76,6 +88,7 @@ replaced by "[redacted]" before anything is written.`,
 	f.IntVar(&opts.Count, "count", 0, "exit after `N` exchanges (NDJSON; 0: no limit)")
 	f.DurationVar(&opts.Timeout, "timeout", 0, "exit after `D` (0: no limit)")
 	f.StringVar(&opts.Record, "record", "", "also write every finished exchange to `FILE` (NDJSON, secrets redacted)")
+	f.Var(&recordMaxStream, "record-max-stream", "largest streamed body --record writes whole; a larger one is recorded as its length and SHA-256")
 	f.StringArrayVar(&opts.Redact, "redact", nil, "a header `NAME` whose values are not recorded (repeatable; Authorization, Cookie and Set-Cookie always are)")
 	return cmd
 }

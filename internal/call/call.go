@@ -1,6 +1,8 @@
 // Package call sends one HTTP-shaped request straight over NATS, as
 // `metro call` does: no gateway, the same wire format (metro.Transport),
-// and curl-like output.
+// and curl-like output. A body too large for one message streams both
+// ways (PROTOCOL.md section 9): a file given with -d @file is read as it
+// is sent, and a streamed reply is printed as its parts arrive.
 package call
 
 import (
@@ -42,13 +44,19 @@ func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, erro
 	if err := o.Validate(); err != nil {
 		return 0, err
 	}
-	body, err := o.body()
+	body, length, err := o.body()
 	if err != nil {
 		return 0, err
+	}
+	if c, ok := body.(io.Closer); ok {
+		defer c.Close()
 	}
 	req, err := o.request(ctx, body)
 	if err != nil {
 		return 0, err
+	}
+	if length >= 0 {
+		req.ContentLength = length
 	}
 	t := &metro.Transport{Conn: nc, Prefix: o.Prefix, Timeout: o.Timeout}
 	defer t.CloseIdleConnections()
@@ -66,10 +74,39 @@ func Do(ctx context.Context, nc *nats.Conn, o Options, out io.Writer) (int, erro
 		}
 		fmt.Fprint(out, "\r\n")
 	}
-	if _, err := io.Copy(out, resp.Body); err != nil {
-		return resp.StatusCode, fmt.Errorf("writing response: %w", err)
+	if err := copyOut(out, resp.Body); err != nil {
+		return resp.StatusCode, err
 	}
 	return resp.StatusCode, nil
+}
+
+// copyOut prints body as it arrives: each read is written, and flushed
+// when out buffers, so an event stream shows each event as the worker
+// flushes it rather than when the reply ends.
+func copyOut(out io.Writer, body io.Reader) error {
+	flush := func() error { return nil }
+	if f, ok := out.(interface{ Flush() error }); ok {
+		flush = f.Flush
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := out.Write(buf[:n]); err != nil {
+				return fmt.Errorf("writing response: %w", err)
+			}
+			if err := flush(); err != nil {
+				return fmt.Errorf("writing response: %w", err)
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			// A streamed reply that broke: what was printed is not all.
+			return fmt.Errorf("reading response: %w", rerr)
+		}
+	}
 }
 
 // Validate reports a mistake in o, wrapping ErrUsage, without reading a
@@ -111,18 +148,29 @@ func ParseHeader(h string) (name, value string, err error) {
 	return k, v, nil
 }
 
-func (o Options) body() (io.Reader, error) {
+// body is the request body and its length, -1 when not known (stdin).
+// A file is read as it is sent, not held whole: one larger than a message
+// streams to a worker that reads streamed bodies.
+func (o Options) body() (io.Reader, int64, error) {
 	switch {
 	case o.Data == "":
-		return nil, nil
+		return nil, -1, nil
 	case o.Data == "@-":
-		return o.Stdin, nil
+		return o.Stdin, -1, nil
 	case strings.HasPrefix(o.Data, "@"):
-		f, err := os.ReadFile(o.Data[1:])
+		f, err := os.Open(o.Data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("reading body: %w", err)
+			return nil, 0, fmt.Errorf("reading body: %w", err)
 		}
-		return strings.NewReader(string(f)), nil
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("reading body: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return f, -1, nil // a named pipe, a device: read to its end
+		}
+		return f, fi.Size(), nil
 	}
-	return strings.NewReader(o.Data), nil
+	return strings.NewReader(o.Data), int64(len(o.Data)), nil
 }

@@ -169,6 +169,11 @@ func (s *Stand) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		metro.Error(w, r, http.StatusNotFound, detail)
 		return
 	}
+	if o := ex.Reply.Omitted; o != nil {
+		metro.Error(w, r, http.StatusInternalServerError, fmt.Sprintf(
+			"%s:%d recorded only the length and digest of this reply's streamed body (%d bytes); record it with a larger metro tap --record-max-stream to mock it", s.file, ex.Line, o.Length))
+		return
+	}
 	for k, vs := range ex.Reply.Header {
 		if http.CanonicalHeaderKey(k) == "Content-Length" {
 			continue
@@ -177,6 +182,12 @@ func (s *Stand) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(ex.Status)
 	w.Write(ex.Reply.Body) //nolint:errcheck // the client went away; nothing to tell it
+	if ex.StreamError != "" {
+		// The recorded stream broke: so does this one, after the same
+		// bytes, and the client sees a body cut short as it did then.
+		http.NewResponseController(w).Flush() //nolint:errcheck // aborted next either way
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (s *Stand) lookup(method, path, query string, body []byte, requestID string) (*recording.Exchange, string) {
@@ -195,7 +206,7 @@ func (s *Stand) lookup(method, path, query string, body []byte, requestID string
 	}
 	var same []*recording.Exchange
 	for _, c := range cands {
-		if sameBody(c.Request.Body, body) {
+		if o := c.Request.Omitted; o != nil && o.Matches(body) || o == nil && sameBody(c.Request.Body, body) {
 			same = append(same, c)
 		}
 	}

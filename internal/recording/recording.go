@@ -9,7 +9,9 @@ package recording
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +51,10 @@ type Exchange struct {
 	// (PROTOCOL.md section 3), present when Outcome is ok.
 	Status int      `json:"status,omitempty"`
 	Reply  *Message `json:"reply,omitempty"`
+	// StreamError says why a streamed body (PROTOCOL.md section 9) did
+	// not arrive whole: what is recorded of it is what crossed before it
+	// broke.
+	StreamError string `json:"stream_error,omitempty"`
 
 	// Line is where the exchange was read from (1-based; 0 when not read).
 	Line int `json:"-"`
@@ -82,6 +88,29 @@ func (e *Exchange) Target() string {
 type Message struct {
 	Header http.Header
 	Body   []byte
+	// Parts is how many messages a streamed body crossed the bus in; 0
+	// for one message.
+	Parts int
+	// Omitted, when set, stands for a streamed body too large to record:
+	// Body is then empty and the body is known by its length and digest.
+	Omitted *Omitted
+}
+
+// Omitted is a body that was not recorded, known by its length and its
+// SHA-256 digest (hex).
+type Omitted struct {
+	Length int    `json:"length"`
+	SHA256 string `json:"sha256"`
+}
+
+// Matches reports whether body is the one that was not recorded.
+func (o *Omitted) Matches(body []byte) bool {
+	sum := sha256.Sum256(body)
+	return len(body) == o.Length && hex.EncodeToString(sum[:]) == o.SHA256
+}
+
+func (o *Omitted) String() string {
+	return fmt.Sprintf("%d bytes with SHA-256 %s (not recorded)", o.Length, o.SHA256)
 }
 
 // message is Message on the wire: the body as text when it is UTF-8 (a
@@ -90,11 +119,13 @@ type message struct {
 	Header     http.Header `json:"headers,omitempty"`
 	Body       *string     `json:"body,omitempty"`
 	BodyBase64 *string     `json:"body_base64,omitempty"`
+	Parts      int         `json:"parts,omitempty"`
+	Omitted    *Omitted    `json:"body_omitted,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler.
 func (m Message) MarshalJSON() ([]byte, error) {
-	out := message{Header: m.Header}
+	out := message{Header: m.Header, Parts: m.Parts, Omitted: m.Omitted}
 	switch {
 	case len(m.Body) == 0:
 	case utf8.Valid(m.Body):
@@ -122,10 +153,14 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&in); err != nil {
 		return err
 	}
-	*m = Message{Header: in.Header}
+	*m = Message{Header: in.Header, Parts: in.Parts, Omitted: in.Omitted}
 	switch {
 	case in.Body != nil && in.BodyBase64 != nil:
 		return errors.New("body and body_base64 are both set; keep one")
+	case in.Omitted != nil && (in.Body != nil || in.BodyBase64 != nil):
+		return errors.New("body_omitted stands for a body that was not recorded, but the body is set too; keep one")
+	case in.Omitted != nil && (in.Omitted.Length < 0 || len(in.Omitted.SHA256) != 2*sha256.Size):
+		return errors.New("body_omitted: want a length and a 64-digit hex sha256")
 	case in.Body != nil:
 		m.Body = []byte(*in.Body)
 	case in.BodyBase64 != nil:

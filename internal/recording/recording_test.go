@@ -216,6 +216,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(l))
 	}
 	f.Add([]byte(`{"subject":"x","outcome":"published","request":{}}`))
+	f.Add([]byte(`{"subject":"a.GET","method":"GET","path":"/a","outcome":"ok","status":200,"request":{},"reply":{"parts":3,"body_omitted":{"length":5,"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}},"stream_error":"cut"}`))
 	f.Add([]byte(`{"subject":"a.GET","method":"GET","path":"/a","outcome":"ok","status":200,"request":{"body_base64":"AAE="},"reply":{"body":"\u00e9"}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		ex, err := Parse(line)

@@ -375,6 +375,16 @@ func replayOne(ctx context.Context, send sendFunc, ex *recording.Exchange, ignor
 		r.Result = "skipped"
 		return r
 	}
+	if ex.StreamError != "" {
+		// What was recorded is the part that crossed before the stream
+		// broke: no whole reply to compare with.
+		r.Result, r.Error = "skipped", "the recorded exchange broke mid-stream: "+ex.StreamError
+		return r
+	}
+	if o := ex.Request.Omitted; o != nil {
+		r.Result, r.Error = "failed", fmt.Sprintf("the request body was not recorded, only its length and digest (%d bytes streamed, over tap's --record-max-stream): it cannot be sent again", o.Length)
+		return r
+	}
 	start := time.Now()
 	got, err := send(ctx, ex)
 	r.LatencyMS = float64(time.Since(start).Microseconds()) / 1000

@@ -30,8 +30,11 @@ type Options struct {
 	Count    int           // exit after this many exchanges; 0: no limit
 	Timeout  time.Duration // exit after this long; 0: no limit
 
-	Record string   // --record: write every finished exchange to this file
-	Redact []string // --redact: more headers whose values are not recorded
+	Record string // --record: write every finished exchange to this file
+	// RecordMaxStream is the largest streamed body recorded whole
+	// (--record-max-stream; DefaultRecordMaxStream when 0).
+	RecordMaxStream int
+	Redact          []string // --redact: more headers whose values are not recorded
 }
 
 // ErrNoServer is returned when no NATS server is named and no metro dev runs.

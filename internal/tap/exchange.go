@@ -52,7 +52,7 @@ func (o Outcome) String() string {
 // Failed reports whether the exchange counts as an error: no reply, or a
 // server-side (5xx) status.
 func (e *Exchange) Failed() bool {
-	return e.Outcome == Timeout || e.Outcome == NoResponders || e.Status >= 500
+	return e.Outcome == Timeout || e.Outcome == NoResponders || e.Status >= 500 || e.Broken()
 }
 
 // Message is one side of an exchange as tap keeps it.
@@ -61,7 +61,18 @@ type Message struct {
 	// Body holds at most MaxBody bytes of the payload; Size is its full length.
 	Body []byte
 	Size int
+	// Parts is how many messages a streamed body came in (PROTOCOL.md
+	// section 9): the one that started it, each part and the end; 0 for a
+	// body in one message.
+	Parts int
+	// SHA256 is the hex digest of a streamed body, taken only when the
+	// exchange is recorded: a body too large to record whole is recorded
+	// as its length and digest.
+	SHA256 string
 }
+
+// Streamed reports whether the body came as a stream of parts.
+func (m Message) Streamed() bool { return m.Parts > 0 }
 
 // Truncated reports whether Body holds less than the whole payload.
 func (m Message) Truncated() bool { return len(m.Body) < m.Size }
@@ -94,8 +105,38 @@ type Exchange struct {
 	Route   string        // that service's route pattern that covers it
 	Error   string        // Nats-Service-Error text, or why the reply is malformed
 
+	// FirstPart is the time from the request to the reply's first message,
+	// which holds the status and the first part of a streamed body;
+	// Latency then runs to the end of every stream of the exchange.
+	FirstPart time.Duration
+	// StreamError says why a streamed body did not arrive whole: it ended
+	// with Metro-Stream-Error, a part was missing, its reader cancelled
+	// it, or it did not end before the deadline. "" when none broke.
+	StreamError string
+
 	Request  Message
 	Response Message
+
+	replied bool    // the reply's first message has been seen
+	flows   []*flow // streamed bodies still open; intake's own
+}
+
+// Broken reports whether a streamed body of the exchange did not arrive
+// whole.
+func (e *Exchange) Broken() bool { return e.StreamError != "" }
+
+// Streamed says which bodies of the exchange streamed: "request",
+// "reply", "both", or "" for none.
+func (e *Exchange) Streamed() string {
+	switch {
+	case e.Request.Streamed() && e.Response.Streamed():
+		return "both"
+	case e.Request.Streamed():
+		return "request"
+	case e.Response.Streamed():
+		return "reply"
+	}
+	return ""
 }
 
 // Target is what a row shows to identify the request: the decoded path,

@@ -30,7 +30,9 @@ var ErrBadSubject = errors.New("cannot tap")
 // named: NATS subjects, wildcards allowed ("users.>"), or route patterns
 // ("GET /users/{id}"). With none, it is every metro subject under prefix,
 // and metroOnly is true: then only messages on metro subjects are
-// requests. The inbox space is added so that replies are seen.
+// requests. The inbox space is added so that replies are seen, and the
+// stream space so that the parts of a streamed body are counted into
+// their exchange (see flow.go).
 func Subscriptions(prefix string, args []string) (subs []string, metroOnly bool, err error) {
 	if len(args) == 0 {
 		if prefix == "" {
@@ -38,7 +40,7 @@ func Subscriptions(prefix string, args []string) (subs []string, metroOnly bool,
 			// deliver every reply twice.
 			return []string{">"}, true, nil
 		}
-		return []string{prefix + ".>", inboxPrefix + ">"}, true, nil
+		return []string{prefix + ".>", inboxPrefix + ">", streamRoot + ">"}, true, nil
 	}
 	seen := map[string]bool{}
 	for _, a := range args {
@@ -61,6 +63,9 @@ func Subscriptions(prefix string, args []string) (subs []string, metroOnly bool,
 	}
 	if !seen[">"] && !seen[inboxPrefix+">"] {
 		subs = append(subs, inboxPrefix+">")
+	}
+	if !seen[">"] && !seen[streamRoot+">"] {
+		subs = append(subs, streamRoot+">")
 	}
 	return subs, false, nil
 }

@@ -30,12 +30,13 @@ func TestSubscriptions(t *testing.T) {
 		err       bool
 	}{
 		{"", nil, []string{">"}, true, false},
-		{"api", nil, []string{"api.>", "_INBOX.>"}, true, false},
-		{"", []string{"users.>"}, []string{"users.>", "_INBOX.>"}, false, false},
-		{"", []string{"GET /users/{id}"}, []string{"users.*.GET", "_INBOX.>"}, false, false},
-		{"api", []string{"/files/{p...}"}, []string{"api.files.>", "_INBOX.>"}, false, false},
-		{"", []string{"a.GET", "a.GET", "GET /a"}, []string{"a.GET", "_INBOX.>"}, false, false},
+		{"api", nil, []string{"api.>", "_INBOX.>", "$METRO.STREAM.>"}, true, false},
+		{"", []string{"users.>"}, []string{"users.>", "_INBOX.>", "$METRO.STREAM.>"}, false, false},
+		{"", []string{"GET /users/{id}"}, []string{"users.*.GET", "_INBOX.>", "$METRO.STREAM.>"}, false, false},
+		{"api", []string{"/files/{p...}"}, []string{"api.files.>", "_INBOX.>", "$METRO.STREAM.>"}, false, false},
+		{"", []string{"a.GET", "a.GET", "GET /a"}, []string{"a.GET", "_INBOX.>", "$METRO.STREAM.>"}, false, false},
 		{"", []string{">"}, []string{">"}, false, false},
+		{"", []string{"a.GET", "$METRO.STREAM.>"}, []string{"a.GET", "$METRO.STREAM.>", "_INBOX.>"}, false, false},
 		{"", []string{"foo..bar"}, nil, false, true},
 		{"", []string{"a.>.b"}, nil, false, true},
 		{"", []string{"a.b*"}, nil, false, true},

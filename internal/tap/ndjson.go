@@ -27,19 +27,31 @@ type Record struct {
 	TraceID      string    `json:"trace_id,omitempty"`
 	SpanID       string    `json:"span_id,omitempty"`
 	ParentSpanID string    `json:"parent_span_id,omitempty"`
+
+	// For an exchange whose bodies streamed (PROTOCOL.md section 9):
+	// which did ("request", "reply" or "both"), the messages each came in,
+	// the time to the reply's first message and to the end of the last
+	// stream (latency_ms is that too), and whether a body broke.
+	Stream       string   `json:"stream,omitempty"`
+	RequestParts int      `json:"request_parts,omitempty"`
+	ReplyParts   int      `json:"reply_parts,omitempty"`
+	FirstPartMS  *float64 `json:"first_part_ms,omitempty"`
+	EndMS        *float64 `json:"end_ms,omitempty"`
+	Broken       bool     `json:"broken,omitempty"`
+	StreamError  string   `json:"stream_error,omitempty"`
 }
 
 // NewRecord returns the NDJSON record of ex.
 func NewRecord(ex Exchange) Record {
 	traceID, spanID, parentID := ex.TraceIDs()
-	return Record{
+	r := Record{
 		Time:         ex.Time,
 		Subject:      ex.Subject,
 		Method:       ex.Method,
 		Path:         ex.Path,
 		Query:        ex.Query,
 		Status:       ex.Status,
-		LatencyMS:    float64(ex.Latency.Microseconds()) / 1000,
+		LatencyMS:    ms(ex.Latency),
 		RequestBytes: ex.Request.Size,
 		ReplyBytes:   ex.Response.Size,
 		RequestID:    ex.RequestID,
@@ -49,8 +61,20 @@ func NewRecord(ex Exchange) Record {
 		TraceID:      traceID,
 		SpanID:       spanID,
 		ParentSpanID: parentID,
+		Stream:       ex.Streamed(),
+		RequestParts: ex.Request.Parts,
+		ReplyParts:   ex.Response.Parts,
+		Broken:       ex.Broken(),
+		StreamError:  ex.StreamError,
 	}
+	if r.Stream != "" && ex.Outcome == OK {
+		first, end := ms(ex.FirstPart), r.LatencyMS
+		r.FirstPartMS, r.EndMS = &first, &end
+	}
+	return r
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // WriteNDJSON runs in until ctx ends or count exchanges (0: no limit) are
 // written, writing one Record per line to w.

@@ -3,6 +3,7 @@ package tap
 import (
 	"container/heap"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,9 +52,15 @@ type Pairer struct {
 	seq     uint64
 	maxBody int                  // body bytes kept; MaxBody, or -1 for all
 	limit   int                  // MaxPending; lower in tests
-	pending map[string]*Exchange // by reply subject
+	pending map[string]*Exchange // by reply subject, until every stream of it ends
 	due     deadlines
 	dropped uint64
+
+	// recordMaxStream is how much of a streamed body is kept when bodies
+	// are kept whole (maxBody < 0).
+	recordMaxStream int
+	streams         map[string]*flow // by stream subject
+	pulls           map[string]*flow // by the reply subject of a pull
 }
 
 // NewPairer returns a Pairer for subjects under prefix. metroOnly makes it
@@ -66,6 +73,10 @@ func NewPairer(prefix string, metroOnly bool) *Pairer {
 		maxBody:   MaxBody,
 		limit:     MaxPending,
 		pending:   make(map[string]*Exchange),
+
+		recordMaxStream: DefaultRecordMaxStream,
+		streams:         make(map[string]*flow),
+		pulls:           make(map[string]*flow),
 	}
 }
 
@@ -82,9 +93,19 @@ func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 	// A reply is recognised by its subject being a pending reply subject,
 	// which also pairs replies to inboxes outside _INBOX when they are tapped.
 	if ex, ok := p.pending[m.Subject]; ok {
-		delete(p.pending, m.Subject)
+		if ex.replied {
+			// The reply inbox gets one message; a streamed body's parts
+			// come on the reply subjects of the pulls.
+			return Exchange{}, false
+		}
 		p.finish(ex, m, now)
-		return *ex, true
+		return p.settle(ex, now)
+	}
+	if f, ok := p.pulls[m.Subject]; ok {
+		return p.part(f, m, now)
+	}
+	if strings.HasPrefix(m.Subject, streamRoot) {
+		return p.streamMessage(m, now)
 	}
 	if strings.HasPrefix(m.Subject, inboxPrefix) {
 		// A reply to a request tap did not see (or one already paired): an
@@ -122,7 +143,16 @@ func (p *Pairer) Observe(m *nats.Msg, now time.Time) (Exchange, bool) {
 	p.pending[m.Reply] = ex
 	p.compact()
 	heap.Push(&p.due, due{at: ex.Deadline, reply: m.Reply, seq: ex.Seq})
-	return *ex, true
+	if subj := wire.Get(m.Header, wire.HeaderStream); subj != "" {
+		length, err := strconv.Atoi(wire.Get(m.Header, "Content-Length"))
+		if err != nil || length < 0 {
+			length = -1
+		}
+		p.follow(ex, &ex.Request, "request", subj, m.Data, length)
+	}
+	out := *ex
+	out.flows = nil
+	return out, true
 }
 
 // compact drops the heap entries of answered requests once they outnumber
@@ -166,14 +196,25 @@ func (p *Pairer) request(m *nats.Msg, now time.Time) (*Exchange, bool) {
 }
 
 func (p *Pairer) finish(ex *Exchange, m *nats.Msg, now time.Time) {
+	ex.replied = true
 	ex.Latency = now.Sub(ex.Time)
+	ex.FirstPart = ex.Latency
 	ex.Response = keep(m, p.maxBody)
+	subj := wire.Get(m.Header, wire.HeaderStream)
+	if subj == "" {
+		// The exchange is over: a request body still streaming will not
+		// be read further.
+		p.endAll(ex, "the reply came before it was read to its end", true)
+	}
 	// nats-server answers a request nobody is subscribed to with an empty
 	// message whose header line is "NATS/1.0 503"; nats.go reads that
 	// inline status into the Status header.
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		ex.Outcome = NoResponders
 		return
+	}
+	if subj != "" {
+		p.follow(ex, &ex.Response, "reply", subj, m.Data, -1)
 	}
 	ex.Outcome = OK
 	rep, err := wire.ReadReply(m, "", nil)
@@ -197,12 +238,20 @@ func (p *Pairer) Expire(now time.Time, emit func(Exchange)) {
 			continue // answered already; the heap entry is stale
 		}
 		delete(p.pending, d.reply)
-		ex.Outcome = Timeout
 		ex.Latency = now.Sub(ex.Time)
-		if p.workers.unserved(ex.Subject) {
-			ex.Error = ErrUnserved.Error()
+		if ex.replied {
+			// The reply came; a body of it was still streaming.
+			p.endAll(ex, "it did not end before the deadline", false)
+		} else {
+			p.endAll(ex, "no reply came", true)
+			ex.Outcome = Timeout
+			if p.workers.unserved(ex.Subject) {
+				ex.Error = ErrUnserved.Error()
+			}
 		}
-		emit(*ex)
+		out := *ex
+		out.flows = nil
+		emit(out)
 	}
 }
 

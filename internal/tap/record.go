@@ -22,10 +22,21 @@ type Recorder interface {
 
 // SetRecorder makes Run hand every finished exchange to r before the
 // display gets it. Bodies are then kept whole for r (the display still
-// gets at most MaxBody of each). Call it before Run.
+// gets at most MaxBody of each), a streamed one up to the limit
+// SetRecordMaxStream sets: past it, it is known by its length and
+// digest. Call it before Run.
 func (in *Intake) SetRecorder(r Recorder) {
 	in.recorder = r
 	in.pairer.maxBody = -1
+}
+
+// SetRecordMaxStream sets the largest streamed body recorded whole;
+// DefaultRecordMaxStream when n <= 0.
+func (in *Intake) SetRecordMaxStream(n int) {
+	if n <= 0 {
+		n = DefaultRecordMaxStream
+	}
+	in.pairer.recordMaxStream = n
 }
 
 // FileRecorder writes exchanges to a recording (see package recording).
@@ -54,19 +65,20 @@ func (r *FileRecorder) Flush() error { return r.w.Flush() }
 // as an HTTP client got it (PROTOCOL.md section 3).
 func ToRecording(ex Exchange) recording.Exchange {
 	out := recording.Exchange{
-		Time:      ex.Time,
-		Subject:   ex.Subject,
-		Method:    ex.Method,
-		Path:      ex.Path,
-		Query:     ex.Query,
-		Route:     ex.Route,
-		RequestID: ex.RequestID,
-		Worker:    ex.Worker,
-		LatencyMS: float64(ex.Latency.Microseconds()) / 1000,
-		Outcome:   ex.Outcome.String(),
-		Error:     ex.Error,
-		Request:   recording.Message{Header: httpHeader(ex.Request.Header), Body: ex.Request.Body},
-		Claims:    nats.Header(ex.Request.Header).Get(wire.HeaderClaims),
+		Time:        ex.Time,
+		Subject:     ex.Subject,
+		Method:      ex.Method,
+		Path:        ex.Path,
+		Query:       ex.Query,
+		Route:       ex.Route,
+		RequestID:   ex.RequestID,
+		Worker:      ex.Worker,
+		LatencyMS:   float64(ex.Latency.Microseconds()) / 1000,
+		Outcome:     ex.Outcome.String(),
+		Error:       ex.Error,
+		Request:     recordBody(recording.Message{Header: httpHeader(ex.Request.Header)}, ex.Request, ex.Request.Body),
+		Claims:      nats.Header(ex.Request.Header).Get(wire.HeaderClaims),
+		StreamError: ex.StreamError,
 	}
 	if ex.Outcome != OK {
 		return out
@@ -81,7 +93,21 @@ func ToRecording(ex Exchange) recording.Exchange {
 	if len(rep.Header) == 0 {
 		rep.Header = nil
 	}
-	out.Reply = &recording.Message{Header: rep.Header, Body: rep.Body}
+	reply := recordBody(recording.Message{Header: rep.Header}, ex.Response, rep.Body)
+	out.Reply = &reply
+	return out
+}
+
+// recordBody sets the body of a recorded message: whole, or, for a
+// streamed body kept only in part, its length and digest, so that a
+// replay can still tell whether a reply is the same.
+func recordBody(out recording.Message, msg Message, body []byte) recording.Message {
+	out.Parts = msg.Parts
+	if msg.Streamed() && msg.Truncated() && msg.SHA256 != "" {
+		out.Omitted = &recording.Omitted{Length: msg.Size, SHA256: msg.SHA256}
+		return out
+	}
+	out.Body = body
 	return out
 }
 

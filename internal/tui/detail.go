@@ -45,6 +45,14 @@ func renderDetail(ex *tap.Exchange, width int, loc *time.Location) string {
 	default:
 		kv("latency", formatDuration(ex.Latency))
 	}
+	if st := ex.Streamed(); st != "" {
+		kv("streamed", st)
+		if ex.Outcome == tap.OK {
+			kv("first part", formatDuration(ex.FirstPart))
+			kv("end", formatDuration(ex.Latency))
+		}
+		kv("broken", ex.StreamError)
+	}
 	kv("worker", ex.Worker)
 	kv("error", ex.Error)
 
@@ -78,6 +86,9 @@ func renderMessage(b *strings.Builder, msg tap.Message, width int) {
 		return
 	}
 	note := fmt.Sprintf("%d bytes", msg.Size)
+	if msg.Streamed() {
+		note += fmt.Sprintf(" in %d parts", msg.Parts)
+	}
 	if msg.Truncated() {
 		note += fmt.Sprintf(", first %d shown", len(msg.Body))
 	}

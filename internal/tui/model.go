@@ -75,6 +75,10 @@ type Model struct {
 	samples []sample // recent totals, for the rate
 	now     time.Time
 	batch   *tap.Batch // reused between takes
+	// streams: a streamed exchange has been seen, and the size and latency
+	// columns have room for parts and first/end times from then on. Only
+	// then, so the table of a bus without streams keeps its width.
+	streams bool
 }
 
 type sample struct {
@@ -171,6 +175,9 @@ func (m *Model) add(batch []tap.Exchange) {
 	first := m.rows.end()
 	for i := range batch {
 		ex := &batch[i]
+		if ex.Streamed() != "" {
+			m.streams = true
+		}
 		if ex.Outcome != tap.Pending {
 			if pos, ok := m.open[ex.Seq]; ok {
 				delete(m.open, ex.Seq)
@@ -282,7 +289,14 @@ func (m *Model) match(ex *tap.Exchange) bool {
 	if ex.Status != 0 {
 		status = strconv.Itoa(ex.Status)
 	}
-	for _, s := range [...]string{ex.Subject, ex.Method, ex.Path, ex.Worker, status, ex.Outcome.String()} {
+	streamed := ""
+	switch {
+	case ex.Broken():
+		streamed = "broken streamed"
+	case ex.Streamed() != "":
+		streamed = "streamed"
+	}
+	for _, s := range [...]string{ex.Subject, ex.Method, ex.Path, ex.Worker, status, ex.Outcome.String(), streamed} {
 		if containsFold(s, f) {
 			return true
 		}

@@ -70,6 +70,32 @@ func mixed() []tap.Exchange {
 	}
 }
 
+// streamy has streamed exchanges: a large download, an event feed, an
+// upload, one that broke, and a plain one beside them.
+func streamy() []tap.Exchange {
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	streamed := func(body string, size, parts int) tap.Message {
+		return tap.Message{Header: hdr("Metro-Stream", "$METRO.STREAM.files.c1.9f"), Body: []byte(body), Size: size, Parts: parts}
+	}
+	return []tap.Exchange{
+		{Seq: 1, Time: at(0), Subject: "files.big.GET", Method: "GET", Path: "/files/big", Outcome: tap.OK, Status: 200,
+			FirstPart: 1200 * time.Microsecond, Latency: 340 * time.Millisecond, Worker: "files",
+			Response: streamed("0123456789abcdef", 20<<20, 321)},
+		{Seq: 2, Time: at(10), Subject: "feed.GET", Method: "GET", Path: "/feed", Outcome: tap.OK, Status: 200,
+			FirstPart: 900 * time.Microsecond, Latency: 2500 * time.Millisecond, Worker: "feed",
+			Response: streamed("data: one\n\ndata: two\n\ndata: three\n\n", 36, 4)},
+		{Seq: 3, Time: at(20), Subject: "uploads.POST", Method: "POST", Path: "/uploads", Outcome: tap.OK, Status: 201,
+			FirstPart: 80 * time.Millisecond, Latency: 80 * time.Millisecond, Worker: "files",
+			Request: streamed("PK", 3<<20, 49), Response: msg("ok")},
+		{Seq: 4, Time: at(30), Subject: "files.cut.GET", Method: "GET", Path: "/files/cut", Outcome: tap.OK, Status: 200,
+			FirstPart: 2 * time.Millisecond, Latency: 15 * time.Millisecond, Worker: "files",
+			StreamError: "the streamed reply body did not end: the handler panicked",
+			Response:    streamed("0123", 1<<20, 17)},
+		{Seq: 5, Time: at(40), Subject: "users.1.GET", Method: "GET", Path: "/users/1", Outcome: tap.OK, Status: 200,
+			Latency: time.Millisecond, Worker: "users", Response: msg(`{"id":1}`)},
+	}
+}
+
 // many is n plain 200 exchanges, a millisecond apart.
 func many(n, from int) []tap.Exchange {
 	out := make([]tap.Exchange, n)
@@ -156,6 +182,11 @@ func TestFrames(t *testing.T) {
 			feed([]tap.Exchange{started(1, "/a"), started(2, "/b"), started(3, "/c")}), tick(time.Second),
 			feed([]tap.Exchange{ended(1, "/a", tap.OK, 200, time.Millisecond)}), tick(2 * time.Second)}},
 		{name: "detail_pending", acts: []act{tick(0), feed([]tap.Exchange{started(1, "/a")}), tick(time.Second), press(tea.KeyEnter)}},
+		{name: "streams", acts: []act{tick(0), feed(streamy()), tick(time.Second)}},
+		{name: "streams_narrow", size: [2]int{80, 14}, acts: []act{tick(0), feed(streamy()), tick(time.Second)}},
+		{name: "streams_filter_broken", acts: []act{tick(0), feed(streamy()), tick(time.Second), typed("/broken"), press(tea.KeyEnter)}},
+		{name: "detail_streamed", size: [2]int{100, 30}, acts: []act{tick(0), feed(streamy()), tick(time.Second), typed("g"), press(tea.KeyEnter)}},
+		{name: "detail_broken", size: [2]int{100, 30}, acts: []act{tick(0), feed(streamy()), tick(time.Second), typed("k"), press(tea.KeyEnter)}},
 		{name: "ring_evicts_oldest", buffer: 5, acts: []act{tick(0), feed(many(8, 1)), tick(time.Second)}},
 		{name: "queue_overflow_counts_drops", queue: 3, acts: []act{tick(0), feed(many(6, 1)), tick(time.Second)}},
 	}

@@ -77,6 +77,7 @@ func Run(ctx context.Context, ios *iostreams.IOStreams, opts tap.Options) error 
 		}
 		defer f.Close()
 		in.SetRecorder(tap.NewFileRecorder(f, opts.Redact))
+		in.SetRecordMaxStream(opts.RecordMaxStream)
 	}
 
 	if opts.JSON || !ios.IsStdoutTTY() {

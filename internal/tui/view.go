@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,23 +51,74 @@ var (
 		return formatBytes(ex.Response.Size)
 	}}
 	colWorker = column{"WORKER", 12, false, func(_ *Model, ex *tap.Exchange) string { return ex.Worker }}
+
+	// Once streams are seen: a streamed body's size with its parts
+	// ("5.0M/81p") and a streamed exchange's time to its first part and
+	// to its end ("1.2ms→340ms").
+	colLatencyStreams = column{"LATENCY", 13, true, func(m *Model, ex *tap.Exchange) string {
+		if ex.Outcome == tap.OK && ex.Streamed() != "" {
+			return formatDuration(ex.FirstPart) + "→" + formatDuration(ex.Latency)
+		}
+		return colLatency.cell(m, ex)
+	}}
+	colReqStreams   = column{"REQ", 11, true, func(_ *Model, ex *tap.Exchange) string { return sizeCell(ex.Request) }}
+	colReplyStreams = column{"REPLY", 11, true, func(_ *Model, ex *tap.Exchange) string {
+		if ex.Outcome != tap.OK {
+			return "-"
+		}
+		return sizeCell(ex.Response)
+	}}
 )
+
+func sizeCell(msg tap.Message) string {
+	if !msg.Streamed() {
+		return formatBytes(msg.Size)
+	}
+	return formatBytes(msg.Size) + "/" + formatCount(msg.Parts) + "p"
+}
+
+// withStreams swaps in the columns that show streams.
+func withStreams(cols []column) []column {
+	out := make([]column, len(cols))
+	for i, c := range cols {
+		switch c.title {
+		case "LATENCY":
+			c = colLatencyStreams
+		case "REQ":
+			c = colReqStreams
+		case "REPLY":
+			c = colReplyStreams
+		}
+		out[i] = c
+	}
+	return out
+}
 
 // minPath is the narrowest the path column gets before other columns go.
 const minPath = 16
 
 // columns are those that fit in width, least useful dropped first.
-func columns(width int) []column {
+func columns(width int, streams bool) []column {
 	sets := [][]column{
 		{colTime, colMethod, colPath, colStatus, colLatency, colReq, colReply, colWorker},
 		{colTime, colMethod, colPath, colStatus, colLatency, colReq, colReply},
 		{colTime, colMethod, colPath, colStatus, colLatency},
 		{colMethod, colPath, colStatus, colLatency},
 	}
+	if streams {
+		// Sizes with their parts tell more than the time of day.
+		sets = slices.Insert(sets, 2, []column{colMethod, colPath, colStatus, colLatency, colReq, colReply})
+	}
 	for _, cols := range sets {
+		if streams {
+			cols = withStreams(cols)
+		}
 		if pathWidth(width, cols) >= minPath {
 			return cols
 		}
+	}
+	if streams {
+		return withStreams(sets[len(sets)-1])
 	}
 	return sets[len(sets)-1]
 }
@@ -102,6 +154,9 @@ func statusText(ex *tap.Exchange) string {
 	case tap.Lost:
 		return "lost"
 	}
+	if ex.Broken() {
+		return strconv.Itoa(ex.Status) + " ✗"
+	}
 	return strconv.Itoa(ex.Status)
 }
 
@@ -109,7 +164,7 @@ func statusStyle(ex *tap.Exchange) lipgloss.Style {
 	switch {
 	case ex.Outcome == tap.Pending || ex.Outcome == tap.Lost:
 		return dimStyle
-	case ex.Outcome == tap.Timeout || ex.Outcome == tap.NoResponders || ex.Status >= 500:
+	case ex.Outcome == tap.Timeout || ex.Outcome == tap.NoResponders || ex.Status >= 500 || ex.Broken():
 		return status5xx
 	case ex.Status >= 400:
 		return status4xx
@@ -146,7 +201,7 @@ func (m Model) View() string {
 	line(titleStyle.Render("metro tap") + "  " + m.cfg.Title)
 	line(m.statsLine())
 
-	cols := columns(m.width)
+	cols := columns(m.width, m.streams)
 	pw := pathWidth(m.width, cols)
 	head := make([]string, 0, len(cols))
 	for _, c := range cols {
@@ -308,6 +363,19 @@ func formatBytes(n int) string {
 		return strconv.Itoa(n) + "B"
 	case n < 1<<20:
 		return fmt.Sprintf("%.1fK", float64(n)/1024)
+	case n < 1<<30:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
-	return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+}
+
+// formatCount prints a count in at most four cells.
+func formatCount(n int) string {
+	switch {
+	case n < 1000:
+		return strconv.Itoa(n)
+	case n < 1_000_000:
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n/1_000_000) + "M"
 }
