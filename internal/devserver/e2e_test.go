@@ -112,6 +112,12 @@ func TestDevEndToEnd(t *testing.T) {
 		return
 	}
 
+	if !t.Run("the order feed streams each order as it is placed", func(t *testing.T) {
+		testOrderFeed(t, dir, st)
+	}) {
+		return
+	}
+
 	if !t.Run("the bus is locked and the tools still work", func(t *testing.T) {
 		testLockedBus(t, dir, st)
 		// Nothing metro dev runs is refused: workers announce themselves,
