@@ -33,10 +33,17 @@ type shop struct {
 
 func start(t *testing.T) *shop {
 	t.Helper()
+	return startWith(t, func(*config.Config) {})
+}
+
+// startWith runs the shop with metro.yaml as edit leaves it.
+func startWith(t *testing.T, edit func(*config.Config)) *shop {
+	t.Helper()
 	cfg, err := config.Load("metro.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	edit(cfg)
 	gcfg, err := proxy.ConfigFrom(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +291,34 @@ func TestOrderFeed(t *testing.T) {
 	for name, feed := range map[string]*metrotest.Events{"b": b, "c": c} {
 		if id, o := nextOrder(t, feed); id != "3" || o.Items[0].Product != "cherry" {
 			t.Errorf("feed %s: event %s %+v, want order 3", name, id, o)
+		}
+	}
+}
+
+// TestOrderFeedEndsWhole: the feed ends by itself shortly before its
+// route's timeout, so its response ends whole (the last chunk sent)
+// rather than being cut by the gateway as a broken stream.
+func TestOrderFeedEndsWhole(t *testing.T) {
+	s := startWith(t, func(c *config.Config) {
+		for i, r := range c.Gateway.Routes {
+			if r.Match == "GET /orders/feed" {
+				c.Gateway.Routes[i].Timeout = config.Duration(3 * time.Second)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	events, _ := s.openFeed(ctx, "")
+	for {
+		ev, err := events.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("the feed ended with %v, want its whole end", err)
+		}
+		if ev.Type != "" {
+			t.Errorf("an event nobody placed: %+v", ev)
 		}
 	}
 }

@@ -19,6 +19,9 @@ const DefaultKeepalive = 15 * time.Second
 // Last-Event-ID and catches up from the stored orders.
 const feedBuffer = 64
 
+// feedMargin is how long before its deadline a feed ends by itself.
+const feedMargin = 2 * time.Second
+
 // feed streams the orders placed as server-sent events (text/event-stream),
 // one event per order the moment it is placed, until the client goes.
 //
@@ -54,10 +57,20 @@ func (d *Desk) feed(w http.ResponseWriter, r *http.Request) {
 	}
 	keepalive := time.NewTicker(every)
 	defer keepalive.Stop()
+	// At the route's timeout the gateway cuts the stream, and the client
+	// sees a broken response. Ending a moment before lets it end whole;
+	// an EventSource then reconnects and carries on from its last event.
+	var ending <-chan time.Time
+	if deadline, ok := r.Context().Deadline(); ok {
+		end := time.NewTimer(time.Until(deadline) - feedMargin)
+		defer end.Stop()
+		ending = end.C
+	}
 	for {
 		select {
 		case <-r.Context().Done():
-			// The client went, or the route's timeout passed.
+			return // the client went
+		case <-ending:
 			return
 		case o, ok := <-events:
 			if !ok {
