@@ -72,6 +72,8 @@ func (d *Desk) feed(w http.ResponseWriter, r *http.Request) {
 			return // the client went
 		case <-ending:
 			return
+		case <-d.Closing:
+			return
 		case o, ok := <-events:
 			if !ok {
 				return // too far behind: dropped

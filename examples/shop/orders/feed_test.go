@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -118,5 +119,29 @@ func TestFeedDropsLaggingClient(t *testing.T) {
 	ev, err := events.Next()
 	if want := strconv.Itoa(feedBuffer + 1); err != nil || ev.Type != "order" || ev.ID != want || !strings.Contains(ev.Data, `"id":"`+want+`"`) {
 		t.Errorf("after reconnecting: %+v %v, want order %s", ev, err, want)
+	}
+}
+
+// TestFeedEndsWhenClosing: when the worker stops, every feed ends whole,
+// so its clients reconnect elsewhere and the drain is not held up.
+func TestFeedEndsWhenClosing(t *testing.T) {
+	d, url := serveDesk(t, time.Hour)
+	closing := make(chan struct{})
+	d.Closing = closing
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/orders/feed", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := imetrotest.NewEvents(resp.Body)
+	if _, err := events.Next(); err != nil { // the opening comment
+		t.Fatal(err)
+	}
+	close(closing)
+	if ev, err := events.Next(); err != io.EOF {
+		t.Errorf("after closing: %+v %v, want the end of the feed", ev, err)
 	}
 }

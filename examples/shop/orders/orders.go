@@ -40,6 +40,10 @@ type Desk struct {
 	Catalog *http.Client
 	// Keepalive is how often an idle feed sends a comment (0: 15s).
 	Keepalive time.Duration
+	// Closing, once closed, ends every feed whole: the worker is
+	// stopping, and its feeds' clients should reconnect to another
+	// replica instead of holding up the drain.
+	Closing <-chan struct{}
 
 	mu     sync.Mutex
 	orders map[string]Order
