@@ -16,10 +16,9 @@ import (
 // testOrderFeed checks the shop's live order feed on a running metro dev:
 // the response is a stream of server-sent events that stays open, and an
 // order placed meanwhile arrives on it as an event, through the gateway,
-// NATS on a locked bus and the orders worker's process.
-func testOrderFeed(t *testing.T, dir string, st devstate.State) {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
+// NATS on a locked bus and the orders worker's process. The feed stays
+// open for the caller until ctx ends.
+func testOrderFeed(ctx context.Context, t *testing.T, dir string, st devstate.State) *metrotest.Events {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.GatewayURL+"/orders/feed", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +27,7 @@ func testOrderFeed(t *testing.T, dir string, st devstate.State) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	// The body is closed when ctx ends.
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || resp.ContentLength != -1 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		t.Fatalf("GET /orders/feed: %d %q length %d %s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.ContentLength, b)
@@ -40,8 +39,13 @@ func testOrderFeed(t *testing.T, dir string, st devstate.State) {
 		t.Fatalf("feed's first block: %+v %v", ev, err)
 	}
 
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	// An order that never shows fails instead of hanging.
+	stopWaiting := context.AfterFunc(pctx, func() { resp.Body.Close() })
+	defer stopWaiting()
 	order := `{"items":[{"product":"cherry","quantity":2}]}`
-	post, err := http.NewRequestWithContext(ctx, http.MethodPost, st.GatewayURL+"/orders", strings.NewReader(order))
+	post, err := http.NewRequestWithContext(pctx, http.MethodPost, st.GatewayURL+"/orders", strings.NewReader(order))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +86,6 @@ func testOrderFeed(t *testing.T, dir string, st devstate.State) {
 		if ev.ID != placed.ID || got.Total != placed.Total || got.Customer != "alice" {
 			t.Errorf("feed event %+v, want order %+v of alice", ev, placed)
 		}
-		return
+		return events
 	}
 }
