@@ -35,6 +35,9 @@ func (d *Desk) feed(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
+	// nginx (an Ingress controller, say) buffers responses unless told
+	// not to; events must pass at once.
+	h.Set("X-Accel-Buffering", "no")
 
 	// An EventSource that reconnects names the last event it saw; the
 	// orders placed since are sent first, so a reconnect loses none.
