@@ -1,9 +1,11 @@
 package shop_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +33,17 @@ type shop struct {
 
 func start(t *testing.T) *shop {
 	t.Helper()
+	return startWith(t, func(*config.Config) {})
+}
+
+// startWith runs the shop with metro.yaml as edit leaves it.
+func startWith(t *testing.T, edit func(*config.Config)) *shop {
+	t.Helper()
 	cfg, err := config.Load("metro.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	edit(cfg)
 	gcfg, err := proxy.ConfigFrom(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +57,7 @@ func start(t *testing.T) *shop {
 	s := &shop{t: t, url: srv.URL, gw: gw, token: strings.TrimSpace(tok.String())}
 	s.catalog = metrotest.StartWorker(t, ns.ClientURL(), "catalog", metrotest.Routes(catalog.Routes()))
 	metrotest.StartWorker(t, ns.ClientURL(), "orders", func(w *metro.Worker) map[string]http.HandlerFunc { return orders.New(w.Client()).Routes() })
-	metrotest.WaitRoutes(t, gw, "GET /products", "GET /products/{id}", "POST /orders", "GET /orders", "GET /orders/{id}")
+	metrotest.WaitRoutes(t, gw, "GET /products", "GET /products/{id}", "POST /orders", "GET /orders", "GET /orders/{id}", "GET /orders/feed")
 	return s
 }
 
@@ -186,5 +195,130 @@ func TestOrderNeedsToken(t *testing.T) {
 	}
 	if status, _, v := s.call("GET", "/products/apple", ""); status != http.StatusOK {
 		t.Errorf("browsing without a token: %d %v", status, v)
+	}
+}
+
+// openFeed opens GET /orders/feed through the gateway, with lastID as
+// Last-Event-ID unless it is empty, and reads up to the comment that says
+// the feed is open.
+func (s *shop) openFeed(ctx context.Context, lastID string) (*metrotest.Events, func()) {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/orders/feed", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	closeFeed := func() { cancel(); resp.Body.Close() }
+	s.t.Cleanup(closeFeed)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		b, _ := io.ReadAll(resp.Body)
+		s.t.Fatalf("GET /orders/feed: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	// Streamed: no length, so the end of the body shows whether it is whole.
+	if resp.ContentLength != -1 {
+		s.t.Errorf("feed Content-Length = %d, want none (chunked)", resp.ContentLength)
+	}
+	events := metrotest.NewEvents(resp.Body)
+	ev, err := events.Next()
+	if err != nil || len(ev.Comments) == 0 || ev.Type != "" {
+		s.t.Fatalf("feed's first block: %+v %v, want its opening comment", ev, err)
+	}
+	return events, closeFeed
+}
+
+// nextOrder reads events, past keepalive comments, up to the next order.
+func nextOrder(t *testing.T, events *metrotest.Events) (string, orders.Order) {
+	t.Helper()
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			t.Fatalf("reading the feed: %v", err)
+		}
+		if ev.Type == "" {
+			continue
+		}
+		var o orders.Order
+		if ev.Type != "order" || json.Unmarshal([]byte(ev.Data), &o) != nil {
+			t.Fatalf("feed event %+v, want an order", ev)
+		}
+		return ev.ID, o
+	}
+}
+
+// TestOrderFeed: GET /orders/feed streams every order to every feed
+// client as it is placed, through the gateway and NATS, while the
+// response stays open; a client that reconnects with Last-Event-ID gets
+// the orders it missed first.
+func TestOrderFeed(t *testing.T) {
+	s := start(t)
+	// A feed that never sends fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	a, closeA := s.openFeed(ctx, "")
+	b, _ := s.openFeed(ctx, "")
+
+	// Each order reaches both feeds before the next is placed: the
+	// events come while the responses are open, not when they end.
+	for i, item := range []string{"apple", "banana"} {
+		status, _, v := s.call("POST", "/orders", `{"items":[{"product":"`+item+`","quantity":2}]}`)
+		if status != http.StatusCreated {
+			t.Fatalf("POST /orders: %d %v", status, v)
+		}
+		for name, feed := range map[string]*metrotest.Events{"a": a, "b": b} {
+			id, o := nextOrder(t, feed)
+			if want := strconv.Itoa(i + 1); id != want || o.ID != want || o.Items[0].Product != item || o.Customer != "alice" || float64(o.Total) != v["total"] {
+				t.Errorf("feed %s: event %s %+v, want order %s of %s as placed (%v)", name, id, o, want, item, v)
+			}
+		}
+	}
+
+	// A reconnect after order 1 catches up with order 2, then goes on live.
+	closeA()
+	c, _ := s.openFeed(ctx, "1")
+	if id, o := nextOrder(t, c); id != "2" || o.Items[0].Product != "banana" {
+		t.Errorf("after Last-Event-ID 1: event %s %+v, want order 2", id, o)
+	}
+	if status, _, v := s.call("POST", "/orders", `{"items":[{"product":"cherry","quantity":1}]}`); status != http.StatusCreated {
+		t.Fatalf("POST /orders: %d %v", status, v)
+	}
+	for name, feed := range map[string]*metrotest.Events{"b": b, "c": c} {
+		if id, o := nextOrder(t, feed); id != "3" || o.Items[0].Product != "cherry" {
+			t.Errorf("feed %s: event %s %+v, want order 3", name, id, o)
+		}
+	}
+}
+
+// TestOrderFeedEndsWhole: the feed ends by itself shortly before its
+// route's timeout, so its response ends whole (the last chunk sent)
+// rather than being cut by the gateway as a broken stream.
+func TestOrderFeedEndsWhole(t *testing.T) {
+	s := startWith(t, func(c *config.Config) {
+		for i, r := range c.Gateway.Routes {
+			if r.Match == "GET /orders/feed" {
+				c.Gateway.Routes[i].Timeout = config.Duration(3 * time.Second)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	events, _ := s.openFeed(ctx, "")
+	for {
+		ev, err := events.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("the feed ended with %v, want its whole end", err)
+		}
+		if ev.Type != "" {
+			t.Errorf("an event nobody placed: %+v", ev)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/devstate"
 	"github.com/metropolis-dev/metro/internal/discovery"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
 
@@ -108,6 +110,15 @@ func TestDevEndToEnd(t *testing.T) {
 				t.Errorf("banner lacks %q:\n%s", want, d.out.String())
 			}
 		}
+	}) {
+		return
+	}
+
+	// The feed stays open for the rest of the session: the stop must
+	// end it, not wait for its route's timeout.
+	var feed *metrotest.Events
+	if !t.Run("the order feed streams each order as it is placed", func(t *testing.T) {
+		feed = testOrderFeed(ctx, t, dir, st)
 	}) {
 		return
 	}
@@ -288,6 +299,17 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		if code := d.interrupt(t, 60*time.Second); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
+		}
+		// Orders placed since, then the end: whole, not cut off.
+		for {
+			_, err := feed.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("the order feed ended with %v, want its whole end", err)
+				break
+			}
 		}
 		for p := range pids {
 			if alive(p) {

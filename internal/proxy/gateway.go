@@ -106,6 +106,9 @@ type Gateway struct {
 	tracer         *tracing.Tracer
 	ready          atomic.Bool
 	policies       policies
+	// eventStreams ends with EndEventStreams (stream.go).
+	eventStreams    context.Context
+	endEventStreams context.CancelFunc
 }
 
 // New returns a gateway on nc. Call Run to learn routes.
@@ -125,6 +128,7 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	if cfg.AccessLog != nil {
 		g.access = cfg.AccessLog.Handler()
 	}
+	g.eventStreams, g.endEventStreams = context.WithCancel(context.Background())
 	g.primary = newLane(nc)
 	g.lane.Store(g.primary)
 	// Three rounds of discovery, and never less than a few seconds, so
@@ -401,6 +405,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		h[wire.ClientRequestID] = []string{rid}
 		sctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
+		if isEventStream(h) {
+			var release func()
+			sctx, release = g.untilEventStreamsEnd(sctx)
+			defer release()
+		}
 		x.abort = !g.relay(sctx, w, r.Method == http.MethodHead, ln.nc, rep, x)
 		return
 	}

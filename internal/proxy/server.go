@@ -293,6 +293,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	s.gw.EndEventStreams() // they would hold the stop up to their route's timeout
 	if serr := s.http.Shutdown(sctx); serr != nil {
 		err = errors.Join(err, fmt.Errorf("stopping gateway listener: %w", serr))
 	}

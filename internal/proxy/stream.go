@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -106,6 +107,10 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, head bool, n
 		if errors.Is(err, io.EOF) {
 			return true
 		}
+		if err != nil && errors.Is(context.Cause(ctx), errEventStreamsEnded) {
+			x.err = "event stream ended: " + errEventStreamsEnded.Error()
+			return true
+		}
 		if err != nil {
 			if ctx.Err() != nil && context.Cause(ctx) == context.Canceled {
 				x.status, x.err = statusClientGone, "client went away during the streamed reply"
@@ -125,6 +130,33 @@ func (g *Gateway) relay(ctx context.Context, w http.ResponseWriter, head bool, n
 			return true
 		}
 	}
+}
+
+// errEventStreamsEnded is why an event stream ended at a stop.
+var errEventStreamsEnded = errors.New("the gateway is stopping")
+
+// EndEventStreams ends every event stream (a streamed reply of type
+// text/event-stream) being relayed, and any that starts later, whole: the
+// client gets the response's end, the worker a cancel. An event stream
+// has no end of its own, so a gateway that waited for it before stopping
+// would wait for the route's timeout, while an EventSource reconnects by
+// itself, to a gateway that is not stopping. Other streams (downloads,
+// reports) are left to finish. Server.Run calls it when it stops.
+func (g *Gateway) EndEventStreams() { g.endEventStreams() }
+
+// untilEventStreamsEnd is ctx, ended too by EndEventStreams; release
+// frees what it holds once the stream is over.
+func (g *Gateway) untilEventStreamsEnd(ctx context.Context) (_ context.Context, release func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(g.eventStreams, func() { cancel(errEventStreamsEnded) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// isEventStream reports whether a reply's header says it is server-sent
+// events.
+func isEventStream(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && mt == "text/event-stream"
 }
 
 func validLength(s string) bool {

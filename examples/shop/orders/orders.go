@@ -1,6 +1,7 @@
 // Package orders is the shop's order desk: it takes orders, prices them by
-// asking the catalog worker over NATS (metro.Transport) and keeps them in
-// memory.
+// asking the catalog worker over NATS (metro.Transport), keeps them in
+// memory and streams each one placed to the clients of a live feed
+// (feed.go).
 package orders
 
 import (
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/metropolis-dev/metro"
 )
@@ -36,10 +38,17 @@ type Order struct {
 // Desk holds the orders; Catalog calls the catalog worker.
 type Desk struct {
 	Catalog *http.Client
+	// Keepalive is how often an idle feed sends a comment (0: 15s).
+	Keepalive time.Duration
+	// Closing, once closed, ends every feed whole: the worker is
+	// stopping, and its feeds' clients should reconnect to another
+	// replica instead of holding up the drain.
+	Closing <-chan struct{}
 
 	mu     sync.Mutex
 	orders map[string]Order
 	next   int
+	feeds  map[chan Order]bool // the clients of GET /orders/feed
 }
 
 // New returns an empty desk that prices orders through catalog.
@@ -53,6 +62,7 @@ func (d *Desk) Routes() map[string]http.HandlerFunc {
 		"POST /orders":     d.create,
 		"GET /orders":      d.list,
 		"GET /orders/{id}": d.get,
+		"GET /orders/feed": d.feed,
 	}
 }
 
@@ -93,6 +103,7 @@ func (d *Desk) create(w http.ResponseWriter, r *http.Request) {
 	d.next++
 	o.ID = strconv.Itoa(d.next)
 	d.orders[o.ID] = o
+	d.announce(o)
 	d.mu.Unlock()
 	w.Header().Set("Location", "/orders/"+o.ID)
 	writeJSON(w, http.StatusCreated, o)
