@@ -65,7 +65,7 @@ func TestGatewayCommandNamesTheBadFlag(t *testing.T) {
 	}{
 		{[]string{"--listen", "nope"}, `metro: --listen: "nope" is not host:port (e.g. ":8080")`},
 		{[]string{"--max-in-flight", "-1"}, `metro: --max-in-flight: -1 is negative (0: no limit)`},
-		{[]string{"--max-body-memory", "512KiB"}, `metro: --max-body-memory: 512KiB is less than gateway.max_body (1MiB): a body of the largest size allowed could never be read`},
+		{[]string{"--max-body-memory", "512KiB"}, `metro: --max-body-memory: 512KiB is less than the 1MiB of one body the gateway may hold (gateway.max_body, at most 8MiB): a body of that size could never be read`},
 	} {
 		code, _, stderr := runCLI(t, append([]string{"gateway"}, tc.args...)...)
 		if code != 2 || strings.TrimSpace(stderr) != tc.want {

@@ -48,14 +48,23 @@ type Gateway struct {
 	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
+// MaxHeldBody is the most of one request body the gateway holds: a larger
+// one streams to a worker that reads streamed bodies (PROTOCOL.md section
+// 9), holding two parts, and to any other does not fit one NATS message
+// (metro deploy sizes max_payload to HeldBody).
+const MaxHeldBody = 8 << 20
+
+// HeldBody is the most of one request body the gateway holds at once.
+func (g Gateway) HeldBody() ByteSize { return min(g.MaxBody, MaxHeldBody) }
+
 // BodyMemory is the budget for request bodies held at once (0: none): at
-// least MaxBody, so that a body of the largest size allowed can be read,
+// least HeldBody, so that a body of the largest size allowed can be read,
 // unless the user chose less (which Validate refuses).
 func (g Gateway) BodyMemory() ByteSize {
 	if g.MaxBodyMemory == 0 {
 		return 0
 	}
-	return max(g.MaxBodyMemory, g.MaxBody)
+	return max(g.MaxBodyMemory, g.HeldBody())
 }
 
 // RouteConfig declares a route or overrides one announced by workers.

@@ -145,7 +145,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negative max_in_flight", "gateway:\n  max_in_flight: -5\n", []string{"metro.yaml:2: gateway.max_in_flight: -5 is negative (0: no limit)"}},
 		{"max_in_flight not a number", "gateway:\n  max_in_flight: lots\n", []string{`metro.yaml:2: gateway.max_in_flight: "lots" is not an integer`}},
 		{"bad max_body_memory", "gateway:\n  max_body_memory: plenty\n", []string{`metro.yaml:2: gateway.max_body_memory: "plenty" is not a size`}},
-		{"max_body_memory below max_body", "gateway:\n  max_body: 2MiB\n  max_body_memory: 1MiB\n", []string{"metro.yaml:3: gateway.max_body_memory: 1MiB is less than gateway.max_body (2MiB)"}},
+		{"max_body_memory below max_body", "gateway:\n  max_body: 2MiB\n  max_body_memory: 1MiB\n", []string{"metro.yaml:3: gateway.max_body_memory: 1MiB is less than the 2MiB of one body the gateway may hold"}},
 		{"missing worker path", "workers:\n  catalog:\n    path: ./nowhere\n", []string{"metro.yaml:3: workers.catalog.path: ./nowhere does not exist"}},
 		{"worker path is a file", "workers:\n  catalog:\n    path: ./file\n", []string{"metro.yaml:3: workers.catalog.path: ./file is not a directory"}},
 		{"bad worker name", "workers:\n  Catalog_1:\n    path: ./catalog\n", []string{`metro.yaml:2: workers.Catalog_1: worker name "Catalog_1" is not a DNS-1123 label`}},

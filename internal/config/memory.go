@@ -39,7 +39,7 @@ func GatewayMemory(maxInFlight int, maxBodyMemory ByteSize) (bytes int64, ok boo
 // bytes (GOMEMLIMIT of a container whose memory limit limitKey sets).
 // Limits the user sets are kept, and are an error when they do not fit;
 // the others are the defaults when those fit, else what fits: bodies get
-// half the room (at least gateway.max_body), requests the rest.
+// half the room (at least one body the gateway holds), requests the rest.
 func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBodyMemory ByteSize, err error) {
 	g := c.Gateway
 	maxInFlight, maxBodyMemory = g.MaxInFlight, g.BodyMemory()
@@ -57,14 +57,14 @@ func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBo
 	switch {
 	case !setFlight && !setBody:
 		// Whole MiB read better in the pods' metro.yaml.
-		maxBodyMemory = max(min(maxBodyMemory, ByteSize(room/2)&^(1<<20-1)), g.MaxBody)
+		maxBodyMemory = max(min(maxBodyMemory, ByteSize(room/2)&^(1<<20-1)), g.HeldBody())
 		maxInFlight = int((room - maxBodyMemory.Int64()) / GatewayRequestMemory)
 	case !setFlight:
 		maxInFlight = int((room - maxBodyMemory.Int64()) / GatewayRequestMemory)
 	case !setBody:
 		maxBodyMemory = ByteSize(room - int64(maxInFlight)*GatewayRequestMemory)
 	}
-	if maxInFlight >= 1 && maxBodyMemory >= g.MaxBody {
+	if maxInFlight >= 1 && maxBodyMemory >= g.HeldBody() {
 		if need, _ := GatewayMemory(maxInFlight, maxBodyMemory); need <= heap {
 			return maxInFlight, maxBodyMemory, nil
 		}
@@ -77,13 +77,13 @@ func (c *Config) FitGateway(heap int64, limitKey string) (maxInFlight int, maxBo
 	case setBody:
 		key = "gateway.max_body_memory"
 	}
-	flight, body := max(maxInFlight, 1), max(maxBodyMemory, g.MaxBody)
+	flight, body := max(maxInFlight, 1), max(maxBodyMemory, g.HeldBody())
 	need, _ := GatewayMemory(flight, body)
 	where := " (" + limitKey + ")"
 	if key == limitKey {
 		where = ""
 	}
-	return 0, 0, c.Errorf(key, "the gateway does not fit its memory limit%s: %d requests in flight at %s each, %s of request bodies (at least gateway.max_body) and %s for the rest need %s, above the %s its heap may take",
+	return 0, 0, c.Errorf(key, "the gateway does not fit its memory limit%s: %d requests in flight at %s each, %s of request bodies (at least one body the gateway holds) and %s for the rest need %s, above the %s its heap may take",
 		where, flight, ByteSize(GatewayRequestMemory), body, ByteSize(GatewayBaseMemory), mib(need), mib(heap))
 }
 

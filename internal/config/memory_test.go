@@ -53,7 +53,7 @@ func TestFitGateway(t *testing.T) {
 			if flight != tc.wantFlight || body != tc.wantBody {
 				t.Errorf("limits %d, %s; want %d, %s", flight, body, tc.wantFlight, tc.wantBody)
 			}
-			if need, ok := GatewayMemory(flight, body); !ok || need > tc.heap || body < c.Gateway.MaxBody {
+			if need, ok := GatewayMemory(flight, body); !ok || need > tc.heap || body < c.Gateway.HeldBody() {
 				t.Errorf("%d requests and %s of bodies need %d bytes, heap %d", flight, body, need, tc.heap)
 			}
 		})
@@ -61,20 +61,41 @@ func TestFitGateway(t *testing.T) {
 }
 
 // TestBodyMemoryHoldsTheLargestBody: left to its default, the body budget
-// grows to gateway.max_body, so the largest body allowed can be read;
-// chosen smaller, in the file or the environment, it is an error there.
+// grows to the most of one body the gateway holds (gateway.max_body, up
+// to MaxHeldBody: a larger body streams, two parts at a time), so such a
+// body can be read; chosen smaller, in the file or the environment, it is
+// an error there.
 func TestBodyMemoryHoldsTheLargestBody(t *testing.T) {
-	c, err := Parse("metro.yaml", t.TempDir(), []byte("gateway:\n  max_body: 100MiB\n"))
+	for _, tc := range []struct {
+		maxBody string
+		held    ByteSize
+	}{
+		{"1GiB", MaxHeldBody},
+		{"7MiB", 7 << 20},
+	} {
+		var g Gateway
+		if err := g.MaxBody.Set(tc.maxBody); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.HeldBody(); got != tc.held {
+			t.Errorf("max_body %s: HeldBody %s, want %s", tc.maxBody, got, tc.held)
+		}
+		g.MaxBodyMemory = 2 << 20
+		if got := g.BodyMemory(); got != tc.held {
+			t.Errorf("max_body %s, max_body_memory 2MiB: BodyMemory %s, want %s", tc.maxBody, got, tc.held)
+		}
+	}
+	c, err := Parse("metro.yaml", t.TempDir(), []byte("gateway:\n  max_body: 1GiB\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Gateway.BodyMemory(); got != 100<<20 {
-		t.Errorf("BodyMemory %s, want 100MiB", got)
+	if got := c.Gateway.BodyMemory(); got != DefaultMaxBodyMemory {
+		t.Errorf("BodyMemory %s, want the default %s: a body over %s streams", got, ByteSize(DefaultMaxBodyMemory), ByteSize(MaxHeldBody))
 	}
-	if err := c.ApplyEnv(func(k string) string { return map[string]string{"METRO_MAX_BODY_MEMORY": "50MiB"}[k] }); err != nil {
+	if err := c.ApplyEnv(func(k string) string { return map[string]string{"METRO_MAX_BODY_MEMORY": "4MiB"}[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "METRO_MAX_BODY_MEMORY: 50MiB is less than gateway.max_body (100MiB)") {
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "METRO_MAX_BODY_MEMORY: 4MiB is less than the 8MiB of one body the gateway may hold") {
 		t.Errorf("Validate = %v, want the variable named", err)
 	}
 }

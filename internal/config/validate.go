@@ -48,8 +48,8 @@ func (c *Config) Validate() error {
 	if g.MaxInFlight < 0 {
 		add("gateway.max_in_flight", "%d is negative (0: no limit)", g.MaxInFlight)
 	}
-	if g.MaxBodyMemory > 0 && g.MaxBodyMemory < g.MaxBody && c.chose("gateway.max_body_memory") {
-		add("gateway.max_body_memory", "%s is less than gateway.max_body (%s): a body of the largest size allowed could never be read", g.MaxBodyMemory, g.MaxBody)
+	if g.MaxBodyMemory > 0 && g.MaxBodyMemory < g.HeldBody() && c.chose("gateway.max_body_memory") {
+		add("gateway.max_body_memory", "%s is less than the %s of one body the gateway may hold (gateway.max_body, at most %s): a body of that size could never be read", g.MaxBodyMemory, g.HeldBody(), ByteSize(MaxHeldBody))
 	}
 	for i, p := range g.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

@@ -353,12 +353,10 @@ func newData(c *config.Config, opts Options) (*data, error) {
 		for i := range n.Replicas {
 			n.Routes = append(n.Routes, fmt.Sprintf("nats://%s-%d.%s:%d", n.Name, i, n.Headless, natsClusterPort))
 		}
-		// NATS's default max_payload is 1MB; a body the gateway accepts
-		// must fit in one message, with room for the headers.
-		n.MaxPayload = max(1<<20, c.Gateway.MaxBody.Int64()+64<<10)
-		if n.MaxPayload > 64<<20 {
-			fail("gateway.max_body", "%s does not fit in a NATS message (at most 64MiB)", c.Gateway.MaxBody)
-		}
+		// NATS's default max_payload is 1MB; a body the gateway holds
+		// whole must fit in one message, with room for the headers. A
+		// larger one streams to the workers (PROTOCOL.md section 9).
+		n.MaxPayload = max(1<<20, c.Gateway.HeldBody().Int64()+64<<10)
 		n.Resources = dep.NATS.Resources
 		checkResources("deploy.nats.resources", n.Resources, fail)
 		n.MemLimit = memLimit(n.Resources)

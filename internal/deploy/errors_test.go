@@ -51,7 +51,6 @@ func TestRenderErrors(t *testing.T) {
 		{"bad --namespace", valid, Options{Namespace: "Prod"}, []string{`--namespace "Prod" is not a DNS-1123 label`}},
 		{"mocked worker", "name: shop\nworkers:\n  catalog: {path: ./catalog}\n  stock:\n    mock: session.ndjson\ndeploy: {registry: r}\n", Options{},
 			[]string{"metro.yaml:5: workers.stock.mock: session.ndjson is a recording that metro dev answers from; to deploy, replace mock: with the real worker's path: or run:"}},
-		{"body too large for NATS", valid + "gateway:\n  max_body: 100MiB\n", Options{}, []string{"metro.yaml:7: gateway.max_body: 100MiB does not fit in a NATS message"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

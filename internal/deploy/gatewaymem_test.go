@@ -21,7 +21,8 @@ func TestGatewayLimitsFitMemory(t *testing.T) {
 		{name: "defaults", wantFlight: config.DefaultMaxInFlight},
 		{name: "a larger pod keeps the defaults", memory: "1Gi", wantFlight: config.DefaultMaxInFlight},
 		{name: "a smaller pod gets smaller limits", memory: "128Mi"},
-		{name: "a large max_body takes room from requests", gateway: "  max_body: 60MiB\n", memory: "160Mi"},
+		{name: "a large max_body takes room from requests", gateway: "  max_body: 6MiB\n", memory: "100Mi"},
+		{name: "a max_body past what a message holds streams", gateway: "  max_body: 1GiB\n", memory: "256Mi"},
 		{name: "a set limit that fits", gateway: "  max_in_flight: 4000\n", memory: "512Mi", wantFlight: 4000},
 		{name: "a set limit too large", gateway: "  max_in_flight: 20000\n",
 			wantErr: "metro.yaml:4: gateway.max_in_flight: the gateway does not fit its memory limit (deploy.gateway.resources.limits.memory): 20000 requests in flight"},
@@ -66,7 +67,7 @@ func TestGatewayLimitsFitMemory(t *testing.T) {
 			if heap == 0 || !ok || need > heap {
 				t.Errorf("max_in_flight %d and max_body_memory %s need %d bytes; GOMEMLIMIT is %d", g.MaxInFlight, g.MaxBodyMemory, need, heap)
 			}
-			if g.MaxBodyMemory < g.MaxBody || g.MaxInFlight < 1 {
+			if g.MaxBodyMemory < g.HeldBody() || g.MaxInFlight < 1 {
 				t.Errorf("limits %d, %s leave no room (max_body %s)", g.MaxInFlight, g.MaxBodyMemory, g.MaxBody)
 			}
 			if tc.wantFlight != 0 && g.MaxInFlight != tc.wantFlight {
