@@ -270,3 +270,32 @@ func TestBacklogOrder(t *testing.T) {
 		t.Errorf("admit after the slot was freed: %v, want run", got)
 	}
 }
+
+// TestFlushToAnOlderCaller: a caller that reads every reply as one message
+// (protocol version 2) cannot be streamed to: a handler's flush says so,
+// and the reply leaves whole when the handler returns.
+func TestFlushToAnOlderCaller(t *testing.T) {
+	ns := natstest.Run(t)
+	flushed := make(chan error, 1)
+	w := New(Options{Name: "feed", URL: ns.ClientURL(), Logger: quiet})
+	if err := w.Handle("GET /feed", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, "one ")
+		flushed <- http.NewResponseController(rw).Flush()
+		io.WriteString(rw, "two")
+	})); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ns, w)
+	m := request("GET", "/feed", "", "", time.Now().Add(10*time.Second))
+	m.Header.Set(wire.HeaderVersion, "2")
+	rep, err := natstest.Connect(t, ns).RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-flushed; !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("flush to a version-2 caller: %v, want http.ErrNotSupported", err)
+	}
+	if string(rep.Data) != "one two" || rep.Header.Get(wire.HeaderStream) != "" {
+		t.Errorf("reply %q (Metro-Stream %q), want the whole body in one message", rep.Data, rep.Header.Get(wire.HeaderStream))
+	}
+}

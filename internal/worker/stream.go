@@ -79,10 +79,14 @@ func (st *replyStream) write(rw *responseWriter, p []byte) (int, error) {
 	return len(p), nil
 }
 
+// errNoStreams is a flush's error for a caller that reads every reply as
+// one message: what was written leaves when the handler returns.
+var errNoStreams = fmt.Errorf("the caller reads no streamed replies (protocol version 2 or older): %w", http.ErrNotSupported)
+
 // FlushError sends what was written so far.
 func (rw *responseWriter) FlushError() error {
 	if rw.st == nil {
-		return nil
+		return errNoStreams
 	}
 	if rw.st.err != nil {
 		return rw.st.err
