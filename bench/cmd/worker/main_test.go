@@ -26,7 +26,7 @@ func TestWorkerAnswersHello(t *testing.T) {
 	var runErr error
 	go func() {
 		defer close(done)
-		runErr = run(ctx, ready, "127.0.0.1:0")
+		runErr = run(ctx, ready, "127.0.0.1:0", "hello", helloWorker())
 	}()
 	t.Cleanup(func() {
 		cancel()
