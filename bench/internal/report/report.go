@@ -88,6 +88,9 @@ func Load(dir string) (map[string]string, []Sample, error) {
 		return nil, nil, err
 	}
 	entries, err := os.ReadDir(filepath.Join(dir, "samples"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return meta, nil, fmt.Errorf("%w under %s", ErrNoSamples, dir)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing samples: %w", err)
 	}
