@@ -21,6 +21,9 @@ func Render(w io.Writer, res Result) error {
 		}
 	}
 	if res.Transfer != nil {
+		if len(res.Scenarios) > 0 {
+			b.WriteString("\n")
+		}
 		if err := renderTransfer(&b, *res.Transfer); err != nil {
 			return err
 		}
