@@ -1,5 +1,6 @@
 // Command backend serves the hello handler directly over HTTP: scenario (a)
 // of the benchmark, and the upstream of the nginx and ReverseProxy scenarios.
+// Under /blob it serves the large-transfer scenario's routes (bench/blob).
 package main
 
 import (
@@ -10,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/metropolis-dev/metro/bench/blob"
 	"github.com/metropolis-dev/metro/bench/hello"
 	"github.com/metropolis-dev/metro/bench/internal/httpserve"
 )
@@ -32,5 +35,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return httpserve.Run(ctx, *listen, http.HandlerFunc(hello.ServeHTTP), stdout)
+	return httpserve.Run(ctx, *listen, handler(), stdout)
+}
+
+// handler answers hello on every path but /blob's: the hello scenarios
+// pay one prefix test, not a ServeMux lookup.
+func handler() http.Handler {
+	blobs := blob.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, blob.Path) {
+			blobs.ServeHTTP(w, r)
+			return
+		}
+		hello.ServeHTTP(w, r)
+	})
 }

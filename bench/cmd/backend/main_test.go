@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metropolis-dev/metro/bench/blob"
 	"github.com/metropolis-dev/metro/bench/hello"
 	"github.com/metropolis-dev/metro/internal/metrotest"
 )
@@ -38,5 +39,25 @@ func TestBackendServesHello(t *testing.T) {
 		if resp.StatusCode != 200 || string(body) != string(hello.Body) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
 			t.Errorf("GET %s = %d %q (%s)", path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
 		}
+	}
+	// Under /blob, the large-transfer scenario's routes.
+	resp, err := http.Get("http://" + a + blob.Path + "?bytes=70000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk := blob.NewChecker()
+	_, err = io.Copy(chk, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || chk.Err(70000) != nil {
+		t.Errorf("GET %s: %d, %d bytes, err %v, check %v", blob.Path, resp.StatusCode, chk.N, err, chk.Err(70000))
+	}
+	resp, err = http.Post("http://"+a+blob.Path, "application/octet-stream", blob.NewReader(12345))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "12345" {
+		t.Errorf("POST %s = %d %q, want 200 \"12345\"", blob.Path, resp.StatusCode, body)
 	}
 }

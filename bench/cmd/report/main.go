@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,14 +36,25 @@ func run(args []string, stdout io.Writer) error {
 	if *dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
-	meta, samples, err := report.Load(*dir)
+	transfer, err := report.LoadTransfer(*dir)
 	if err != nil {
+		return fmt.Errorf("loading the large-transfer samples: %w", err)
+	}
+	meta, samples, err := report.Load(*dir)
+	// A run of scenario (x) alone has no request-rate samples.
+	if err != nil && !(errors.Is(err, report.ErrNoSamples) && len(transfer) > 0) {
 		return fmt.Errorf("loading samples: %w", err)
 	}
-	res, err := report.Summarize(meta, samples, *clk)
-	if err != nil {
-		return fmt.Errorf("summarizing samples: %w", err)
+	if *clk <= 0 {
+		return fmt.Errorf("-clk-tck must be positive, got %d", *clk)
 	}
+	res := report.Result{Schema: 1, Run: meta}
+	if len(samples) > 0 {
+		if res, err = report.Summarize(meta, samples, *clk); err != nil {
+			return fmt.Errorf("summarizing samples: %w", err)
+		}
+	}
+	res.Transfer = report.SummarizeTransfer(transfer, *clk, &res.Goals)
 	if *reload != "" {
 		b, err := os.ReadFile(*reload)
 		if err != nil {

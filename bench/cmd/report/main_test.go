@@ -60,3 +60,32 @@ func TestReportRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestReportOfTransferAlone: a run of scenario (x) alone (BENCH_SCENARIOS=x)
+// has no request-rate samples and is still reported.
+func TestReportOfTransferAlone(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.json")
+	var stdout bytes.Buffer
+	if err := run([]string{"-dir", "../../internal/report/testdata/transfer", "-json", out}, &stdout); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "large transfer (x)") || !strings.Contains(stdout.String(), "goal: metro (x) download MB/s vs nginx") {
+		t.Errorf("table lacks (x) or its goals:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Scenarios []json.RawMessage `json:"scenarios"`
+		Transfer  struct {
+			Servers []struct{ ID string } `json:"servers"`
+		} `json:"transfer"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Scenarios) != 0 || len(got.Transfer.Servers) != 4 {
+		t.Errorf("results: %d scenarios and %d servers of (x), want 0 and 4", len(got.Scenarios), len(got.Transfer.Servers))
+	}
+}

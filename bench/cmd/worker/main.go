@@ -1,12 +1,15 @@
 // Command worker is the metro side of scenarios (d) and (e): the hello
 // handler served over NATS with the metro SDK, exactly as a user would
-// write it. It reads NATS_URL (and METRO_PREFIX) from the environment.
+// write it. With -blob it is instead the metro side of the large-transfer
+// scenario (x): the worker "blob" serving bench/blob's routes. It reads
+// NATS_URL (and METRO_PREFIX) from the environment.
 // BENCH_PPROF=ADDR also serves net/http/pprof on ADDR, to profile the
 // worker under load; bench/run never sets it.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,22 +18,44 @@ import (
 	"os"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/bench/blob"
 	"github.com/metropolis-dev/metro/bench/hello"
 	"github.com/metropolis-dev/metro/bench/internal/httpserve"
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Getenv("BENCH_PPROF")); err != nil {
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	serveBlob := fs.Bool("blob", false, "serve bench/blob's routes as the worker \"blob\" instead of hello")
+	_ = fs.Parse(os.Args[1:])
+	var err error
+	if *serveBlob {
+		err = run(context.Background(), os.Stdout, os.Getenv("BENCH_PPROF"), "blob", blobWorker())
+	} else {
+		err = run(context.Background(), os.Stdout, os.Getenv("BENCH_PPROF"), "hello", helloWorker())
+	}
+	if err != nil {
 		slog.Error("worker", "err", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until ctx ends or the process gets SIGTERM or SIGINT; it
-// prints "ready" once the route is subscribed and announced.
-func run(ctx context.Context, stdout io.Writer, pprofAddr string) error {
+func helloWorker() *metro.Worker {
 	w := metro.NewWorker("hello")
 	w.HandleFunc(hello.Pattern, hello.ServeHTTP)
+	return w
+}
+
+func blobWorker() *metro.Worker {
+	w := metro.NewWorker("blob")
+	w.HandleFunc(blob.Download, blob.ServeDownload)
+	w.HandleFunc(blob.Upload, blob.ServeUpload)
+	w.HandleFunc(blob.Stream, blob.ServeStream)
+	return w
+}
+
+// run serves w until ctx ends or the process gets SIGTERM or SIGINT; it
+// prints "ready" once the routes are subscribed and announced.
+func run(ctx context.Context, stdout io.Writer, pprofAddr, name string, w *metro.Worker) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if pprofAddr != "" {
@@ -53,10 +78,10 @@ func run(ctx context.Context, stdout io.Writer, pprofAddr string) error {
 			return fmt.Errorf("announcing readiness: %w", err)
 		}
 	case err := <-errc:
-		return fmt.Errorf("serving hello: %w", err)
+		return fmt.Errorf("serving %s: %w", name, err)
 	}
 	if err := <-errc; err != nil {
-		return fmt.Errorf("serving hello: %w", err)
+		return fmt.Errorf("serving %s: %w", name, err)
 	}
 	return nil
 }

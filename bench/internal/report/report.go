@@ -76,6 +76,11 @@ const (
 	cpuFile  = "cpu.txt"
 )
 
+// ErrNoSamples is Load's error for a run that measured none of the
+// request-rate scenarios (it may still hold scenario (x)'s, which
+// LoadTransfer reads); Load still returns the run's metadata with it.
+var ErrNoSamples = errors.New("no samples")
+
 // Load reads every sample under dir and the run's metadata.
 func Load(dir string) (map[string]string, []Sample, error) {
 	meta, err := loadMeta(filepath.Join(dir, metaFile))
@@ -83,6 +88,9 @@ func Load(dir string) (map[string]string, []Sample, error) {
 		return nil, nil, err
 	}
 	entries, err := os.ReadDir(filepath.Join(dir, "samples"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return meta, nil, fmt.Errorf("%w under %s", ErrNoSamples, dir)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing samples: %w", err)
 	}
@@ -98,7 +106,7 @@ func Load(dir string) (map[string]string, []Sample, error) {
 		samples = append(samples, s)
 	}
 	if len(samples) == 0 {
-		return nil, nil, fmt.Errorf("no samples under %s", dir)
+		return meta, nil, fmt.Errorf("%w under %s", ErrNoSamples, dir)
 	}
 	slices.SortFunc(samples, func(a, b Sample) int {
 		if a.Round != b.Round {

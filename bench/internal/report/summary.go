@@ -21,8 +21,10 @@ type Result struct {
 	// OtherLoadCPUs is the median number of CPUs that processes outside
 	// the benchmark kept busy during the samples: a number well above zero
 	// means the figures are depressed by a shared machine.
-	OtherLoadCPUs *float64        `json:"other_load_cpus,omitempty"`
-	Reload        json.RawMessage `json:"reload,omitempty"`
+	OtherLoadCPUs *float64 `json:"other_load_cpus,omitempty"`
+	// Transfer is the large-transfer scenario (x), when it ran.
+	Transfer *Transfer       `json:"transfer,omitempty"`
+	Reload   json.RawMessage `json:"reload,omitempty"`
 }
 
 // ScenarioResult holds the medians over a scenario's samples.
