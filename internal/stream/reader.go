@@ -90,6 +90,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Ready reports whether Next would return at once: a part has arrived.
+func (r *Reader) Ready() bool { return len(r.buf) > 0 || len(r.parts) > 0 }
+
 // Next returns the next part's bytes (the first message's first), io.EOF
 // at the end, or an error wrapping ErrBroken.
 func (r *Reader) Next() ([]byte, error) {

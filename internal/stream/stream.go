@@ -35,8 +35,9 @@ const (
 const Root = "$METRO.STREAM"
 
 // MaxPart is the most bytes a part carries; a quarter of the server's
-// max_payload when that is less.
-const MaxPart = 64 << 10
+// max_payload when that is less. Under the protocol's 64 KiB so that a part
+// and its header fit the 64 KiB that nats-server reads at a time.
+const MaxPart = 60 << 10
 
 // Window is the number of pulls a Reader keeps in flight.
 const Window = 8

@@ -69,14 +69,27 @@ func (st *replyStream) write(rw *responseWriter, p []byte) (int, error) {
 	if st.err != nil {
 		return 0, st.err
 	}
+	n := len(p)
+	if st.src != nil && rw.body.Len() == 0 {
+		// Whole parts go from the handler's buffer itself: the
+		// connection copies them as they are sent.
+		size := st.src.PartSize()
+		for len(p) >= size {
+			if err := st.src.Send(st.ctx, p[:size]); err != nil {
+				st.err = fmt.Errorf("streaming the reply: %w", err)
+				return n - len(p), st.err
+			}
+			p = p[size:]
+		}
+	}
 	rw.body.Write(p)
 	if st.src == nil && rw.body.Len() <= int(st.w.nc.MaxPayload())/2 {
-		return len(p), nil
+		return n, nil
 	}
 	if err := st.send(rw, false); err != nil {
 		return 0, err
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // errNoStreams is a flush's error for a caller that reads every reply as
