@@ -20,7 +20,7 @@ func TestConfigFromLimits(t *testing.T) {
 		{"defaults", "", config.DefaultMaxInFlight, config.DefaultMaxBodyMemory},
 		{"set", "gateway:\n  max_in_flight: 10\n  max_body_memory: 8MiB\n", 10, 8 << 20},
 		{"none", "gateway:\n  max_in_flight: 0\n  max_body_memory: 0\n", -1, -1},
-		{"bodies at least max_body", "gateway:\n  max_body: 100MiB\n", config.DefaultMaxInFlight, 100 << 20},
+		{"a larger body streams", "gateway:\n  max_body: 100MiB\n", config.DefaultMaxInFlight, config.DefaultMaxBodyMemory},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
