@@ -312,12 +312,6 @@ type Failure struct {
 func (f *Failure) Error() string { return f.Detail }
 func (f *Failure) Unwrap() error { return f.Err }
 
-// Exchange sends msg as a request on nc and reads its reply.
-func Exchange(ctx context.Context, nc *nats.Conn, msg *nats.Msg, requestID string) (Reply, error) {
-	m, err := nc.RequestMsgWithContext(ctx, msg)
-	return Result(m, err, requestID, nil)
-}
-
 // Result reads the outcome of a request: its reply m, or the error of
 // sending it. Every failure is a *Failure carrying the status the gateway
 // answers for it.
