@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,17 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 )
-
-func randomBody(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(uint64(n), 11))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // TestCallStreams runs the real binary against an SDK worker whose
 // replies and request bodies stream (PROTOCOL.md section 9).
@@ -34,7 +25,7 @@ func TestCallStreams(t *testing.T) {
 	bin := buildCallBinary(t, t.TempDir())
 	s := natstest.Run(t)
 	url := s.ClientURL()
-	big := randomBody(5 << 20)
+	big := metrotest.Bytes(5 << 20)
 	const lines = 3
 	seen := make(chan int)
 	callWorker(t, url, "streams", map[string]http.HandlerFunc{

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,17 +27,6 @@ import (
 	"github.com/metropolis-dev/metro/internal/wire"
 )
 
-// payload is n bytes that differ from run to run and cannot be
-// compressed away.
-func payload(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(uint64(n), 7))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -48,7 +36,7 @@ func sum(b []byte) string {
 // the client whole and byte for byte, chunked.
 func TestStreamedReplyWhole(t *testing.T) {
 	e := newEnv(t, proxy.Config{})
-	body := payload(20<<20 + 17)
+	body := metrotest.Bytes(20<<20 + 17)
 	e.worker("files", map[string]http.HandlerFunc{
 		"GET /files/big": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/octet-stream")
@@ -99,7 +87,7 @@ type onlyReader struct{ io.Reader }
 func TestStreamedUploadWhole(t *testing.T) {
 	e := newEnv(t, proxy.Config{MaxBody: 64 << 20})
 	uploadWorker(e)
-	body := payload(20<<20 + 5)
+	body := metrotest.Bytes(20<<20 + 5)
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			var rb io.Reader = bytes.NewReader(body)
@@ -122,7 +110,7 @@ func TestStreamedUploadWhole(t *testing.T) {
 func TestStreamedUploadOverMaxBody(t *testing.T) {
 	e := newEnv(t, proxy.Config{MaxBody: 3 << 20})
 	uploadWorker(e)
-	body := payload(4 << 20)
+	body := metrotest.Bytes(4 << 20)
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			var rb io.Reader = bytes.NewReader(body)
@@ -289,7 +277,7 @@ func TestSingleMessageWorkerStillServed(t *testing.T) {
 		mu.Unlock()
 		m.RespondMsg(&nats.Msg{Header: nats.Header{"Content-Type": {"text/plain"}}, Data: []byte(sum(m.Data))})
 	})
-	body := payload(700 << 10) // over half a message: it would stream to a version-3 worker
+	body := metrotest.Bytes(700 << 10) // over half a message: it would stream to a version-3 worker
 	req, _ := http.NewRequest("POST", e.srv.URL+"/plain", onlyReader{bytes.NewReader(body)})
 	resp, got := metrotest.Do(t, req)
 	if resp.StatusCode != 200 || got != sum(body) {

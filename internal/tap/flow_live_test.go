@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,15 +17,6 @@ import (
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(uint64(n), 3))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // accessParts reads the parts the gateway's access log counted for a
 // path: what the gateway's own stream reader saw, to hold tap's count to.
@@ -52,8 +42,8 @@ func accessParts(t *testing.T, log, path string) int {
 func TestStreamsLive(t *testing.T) {
 	const prefix = "api"
 	ns := natstest.Run(t)
-	big := randomBytes(5 << 20)
-	upload := randomBytes(3<<20 + 11)
+	big := metrotest.Bytes(5 << 20)
+	upload := metrotest.Bytes(3<<20 + 11)
 	events := []string{"data: one\n\n", "data: two\n\n", "data: three\n\n"}
 	seen := make(chan struct{})
 	metrotest.StartWorker(t, ns.ClientURL(), "files", metrotest.Routes(map[string]http.HandlerFunc{

@@ -35,9 +35,9 @@ func sha(b []byte) string {
 // stream broke, and says plainly what it cannot answer.
 func TestRecordStreams(t *testing.T) {
 	ns := natstest.Run(t)
-	medium := randomBytes(700 << 10) // streams, under the limit below
-	big := randomBytes(5 << 20)      // streams, over it
-	upload := randomBytes(3 << 20)
+	medium := metrotest.Bytes(700 << 10) // streams, under the limit below
+	big := metrotest.Bytes(5 << 20)      // streams, over it
+	upload := metrotest.Bytes(3 << 20)
 	const limit = 1 << 20
 	stopWorker := metrotest.StartWorker(t, ns.ClientURL(), "files", metrotest.Routes(map[string]http.HandlerFunc{
 		"GET /ping": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") },
