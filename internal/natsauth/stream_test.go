@@ -2,7 +2,6 @@ package natsauth_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,9 +11,29 @@ import (
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natsauth"
-	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
+
+// echoBody answers with the request body as it reads it: the reply
+// streams while the body still arrives.
+func echoBody(rw http.ResponseWriter, r *http.Request) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			if _, werr := rw.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+}
 
 // TestStreamsOnALockedBus: a body streams both ways through the gateway
 // under metro's permissions (PROTOCOL.md section 9): the worker pulls the
@@ -24,44 +43,11 @@ func TestStreamsOnALockedBus(t *testing.T) {
 	b := startBus(t, natsauth.Project{Workers: []natsauth.Worker{{Name: "files", Routes: []string{"POST /files"}, Calls: []string{}}}})
 	quiet := slog.New(slog.DiscardHandler)
 	t.Setenv("NATS_NKEY", b.Seed(natsauth.WorkerID("files")))
-	w := metro.NewWorker("files", metro.WithNATSURL(b.ClientURL()), metro.WithLogger(quiet))
-	w.HandleFunc("POST /files", func(rw http.ResponseWriter, r *http.Request) {
-		// An echo: the reply streams while the body still arrives.
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Body.Read(buf)
-			if n > 0 {
-				if _, werr := rw.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				http.Error(rw, err.Error(), http.StatusBadRequest)
-				return
-			}
-		}
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("Run ended: %v", err)
-	}
+	metrotest.StartWorker(t, b.ClientURL(), "files", metrotest.Routes(map[string]http.HandlerFunc{
+		"POST /files": echoBody,
+	}), metro.WithLogger(quiet))
 	gw, srv := metrotest.StartGateway(t, b.Connect(t, "gateway"), proxy.Config{MaxBody: 16 << 20, DiscoveryInterval: 50 * time.Millisecond, Logger: quiet})
-	if !natsconn.Poll(ctx, 10*time.Second, func() bool { return len(gw.Routes()) == 1 }) {
-		t.Fatal("the gateway never learned the route")
-	}
+	metrotest.WaitRoutes(t, gw, "POST /files")
 	body := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16+7)
 	req, _ := http.NewRequest("POST", srv.URL+"/files", struct{ io.Reader }{bytes.NewReader(body)})
 	resp, got := metrotest.Do(t, req)
