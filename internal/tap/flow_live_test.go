@@ -16,6 +16,7 @@ import (
 	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
+	"github.com/metropolis-dev/metro/internal/stream"
 )
 
 // accessParts reads the parts the gateway's access log counted for a
@@ -124,7 +125,7 @@ func TestStreamsLive(t *testing.T) {
 		if ex.Response.Size != len(big) {
 			t.Errorf("reply size %d, want %d", ex.Response.Size, len(big))
 		}
-		if want := accessParts(t, access.String(), "/big"); ex.Response.Parts != want || want < len(big)/(64<<10)+1 {
+		if want := accessParts(t, access.String(), "/big"); ex.Response.Parts != want || want < len(big)/stream.MaxPart+1 {
 			t.Errorf("reply parts %d, the gateway read %d", ex.Response.Parts, want)
 		}
 		if !bytes.Equal(ex.Response.Body, big[:MaxBody]) {
@@ -198,7 +199,7 @@ func TestStreamsLive(t *testing.T) {
 		}
 		ex := next(t, "/upload")
 		noOther(t)
-		if ex.Streamed() != "request" || ex.Broken() || ex.Request.Size != len(upload) || ex.Request.Parts < len(upload)/(64<<10)+1 {
+		if ex.Streamed() != "request" || ex.Broken() || ex.Request.Size != len(upload) || ex.Request.Parts < len(upload)/stream.MaxPart+1 {
 			t.Fatalf("streamed %q broken %q request %d bytes in %d parts", ex.Streamed(), ex.StreamError, ex.Request.Size, ex.Request.Parts)
 		}
 	})
