@@ -369,7 +369,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 		// transform): net/http then must not close the body when the
 		// reply's first bytes go out.
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		up, err := startUpload(ctx, deadline, ln.nc, rest, cancel)
+		up, err := startUpload(ctx, deadline, ln.nc, rest, g.maxBody, cancel)
 		if err != nil {
 			fail(http.StatusServiceUnavailable, "streaming the request body: "+err.Error())
 			return

@@ -115,21 +115,15 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64, 
 // readFirstPart reads the first part of a body that may stream: the whole
 // body, with no rest, when it ends within the part.
 func (g *Gateway) readFirstPart(w http.ResponseWriter, r *http.Request, held *int64) ([]byte, io.Reader, int, error) {
-	if r.ContentLength > g.maxBody {
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, g.maxBody)
-	}
-	var body io.Reader = r.Body
-	if r.ContentLength < 0 {
-		body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	body, err := bodyReader(w, r, g.maxBody)
+	if err != nil {
+		return nil, nil, http.StatusRequestEntityTooLarge, err
 	}
 	// This part, and the one the upload reads into.
 	size := stream.PartSize(g.nc)
-	if !g.limits.bodies.take(2 * int64(size)) {
-		g.limits.shedBodies.Inc()
-		w.Header().Set("Connection", "close")
-		return nil, nil, http.StatusServiceUnavailable, errBodyMemory
+	if err := g.holdBody(w, held, 2*int64(size)); err != nil {
+		return nil, nil, http.StatusServiceUnavailable, err
 	}
-	*held = 2 * int64(size)
 	buf := make([]byte, size)
 	n, err := stream.ReadPart(body, buf)
 	switch {
@@ -138,60 +132,86 @@ func (g *Gateway) readFirstPart(w http.ResponseWriter, r *http.Request, held *in
 	case err == io.EOF:
 		return buf[:n], nil, 0, nil
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, g.maxBody)
-	}
-	return nil, nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
+	status, err := bodyFailure(err, g.maxBody)
+	return nil, nil, status, err
 }
 
 // readWhole reads a body of at most limit bytes whole.
 func (g *Gateway) readWhole(w http.ResponseWriter, r *http.Request, held *int64, limit int64) ([]byte, int, error) {
-	size := r.ContentLength // the buffer's final size
-	var body io.Reader = r.Body
-	switch {
-	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil, 0, nil
-	case r.ContentLength > limit:
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, limit)
-	case r.ContentLength < 0:
-		// One byte past the limit makes MaxBytesReader fail, and that
-		// closes the connection rather than read on.
-		body = http.MaxBytesReader(w, r.Body, limit)
-		size = limit + 1
+	}
+	body, err := bodyReader(w, r, limit)
+	if err != nil {
+		return nil, http.StatusRequestEntityTooLarge, err
+	}
+	size := r.ContentLength // the buffer's final size
+	if size < 0 {
+		size = limit + 1 // the byte that makes the bounded reader fail
 	}
 	var buf []byte
 	n := 0
 	for {
 		grown := min(max(2*int64(len(buf)), firstBodyBuffer), size)
-		if !g.limits.bodies.take(grown - int64(len(buf))) {
-			g.limits.shedBodies.Inc()
-			// The rest of the body is not wanted: without this the server
-			// would read it to keep the connection.
-			w.Header().Set("Connection", "close")
-			return nil, http.StatusServiceUnavailable, errBodyMemory
+		if err := g.holdBody(w, held, grown); err != nil {
+			return nil, http.StatusServiceUnavailable, err
 		}
-		*held = grown
 		nb := make([]byte, grown)
 		copy(nb, buf[:n])
 		buf = nb
-		m, err := io.ReadFull(body, buf[n:])
+		m, err := stream.ReadPart(body, buf[n:])
 		n += m
 		switch {
 		case err == nil && int64(n) < size:
 			continue
 		case err == nil && r.ContentLength >= 0:
 			return buf, 0, nil
-		case (err == io.EOF || err == io.ErrUnexpectedEOF) && r.ContentLength < 0:
+		case err == io.EOF && r.ContentLength < 0:
 			return buf[:n], 0, nil
-		}
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
 		}
 		if err == nil {
 			err = io.ErrUnexpectedEOF // unreachable: an unknown length ends in an error
 		}
-		return nil, bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
+		status, err := bodyFailure(err, limit)
+		return nil, status, err
 	}
+}
+
+// bodyReader is r's body, bounded by limit when its length is unknown:
+// one byte past the limit makes MaxBytesReader fail, and that closes the
+// connection rather than read on. An announced length over limit is an
+// error at once.
+func bodyReader(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
+	switch {
+	case r.ContentLength > limit:
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", errBodyTooLarge, r.ContentLength, limit)
+	case r.ContentLength < 0:
+		return http.MaxBytesReader(w, r.Body, limit), nil
+	}
+	return r.Body, nil
+}
+
+// holdBody raises what the request holds of the body budget to n bytes,
+// or fails when the budget has no room for it.
+func (g *Gateway) holdBody(w http.ResponseWriter, held *int64, n int64) error {
+	if !g.limits.bodies.take(n - *held) {
+		g.limits.shedBodies.Inc()
+		// The rest of the body is not wanted: without this the server
+		// would read it to keep the connection.
+		w.Header().Set("Connection", "close")
+		return errBodyMemory
+	}
+	*held = n
+	return nil
+}
+
+// bodyFailure is the status and error of a body whose read failed with
+// err: 413 past limit, else bodyReadStatus's. A body cut short fails with
+// io.ErrUnexpectedEOF: only io.EOF ends a body whole (stream.ReadPart).
+func bodyFailure(err error, limit int64) (int, error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
+	}
+	return bodyReadStatus(err), fmt.Errorf("reading request body: %w", err)
 }

@@ -364,3 +364,25 @@ func TestHungWorkerMemoryBounded(t *testing.T) {
 		t.Errorf("%d bytes held with %d requests in flight, more than %d", held, limit, bound)
 	}
 }
+
+// TestChunkedBodyCutShort: a chunked body whose connection ends before its
+// last chunk is not a whole body: nothing is published for it, and the
+// client (if it still reads) gets 400. Taken whole, a truncated upload
+// would reach the worker as if complete.
+func TestChunkedBodyCutShort(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	e.worker("up", map[string]http.HandlerFunc{"POST /upload": digest})
+	spy := e.spy()
+	for _, size := range []int{5, 200 << 10} { // whole in one message, and past half of one
+		rid := "cut-" + strconv.Itoa(size)
+		rc := e.dialRaw()
+		rc.send("POST /upload HTTP/1.1\r\nHost: gw\r\nX-Request-Id: " + rid + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strconv.FormatInt(int64(size), 16) + "\r\n" + strings.Repeat("x", size/2))
+		rc.c.(*net.TCPConn).CloseWrite()
+		resp, body := rc.response()
+		checkProblem(t, resp, body, http.StatusBadRequest)
+		if spy.published(rid) {
+			t.Errorf("%d bytes announced, %d sent: a cut-short body was published", size, size/2)
+		}
+	}
+}

@@ -36,10 +36,10 @@ type upload struct {
 	done        chan struct{}
 }
 
-// startUpload streams the rest of a body, whose first part was already
-// read, over nc until deadline. fail ends the exchange when the body
-// fails.
-func startUpload(ctx context.Context, deadline time.Time, nc *nats.Conn, body io.Reader, fail context.CancelCauseFunc) (*upload, error) {
+// startUpload streams the rest of a body of at most maxBody bytes, whose
+// first part was already read, over nc until deadline. fail ends the
+// exchange when the body fails.
+func startUpload(ctx context.Context, deadline time.Time, nc *nats.Conn, body io.Reader, maxBody int64, fail context.CancelCauseFunc) (*upload, error) {
 	src, err := stream.For(nc).NewSource()
 	if err != nil {
 		return nil, err
@@ -51,11 +51,8 @@ func startUpload(ctx context.Context, deadline time.Time, nc *nats.Conn, body io
 		_ = src.SendFrom(ctx, body, func(err error) {
 			// The exchange ends first: a worker's answer to the failed
 			// body must find the client's own answer already decided.
-			status := bodyReadStatus(err)
-			if status == http.StatusRequestEntityTooLarge {
-				err = fmt.Errorf("%w: %w", errBodyTooLarge, err)
-			}
-			fail(&bodyError{status: status, err: fmt.Errorf("reading request body: %w", err)})
+			status, err := bodyFailure(err, maxBody)
+			fail(&bodyError{status: status, err: err})
 		})
 	}()
 	return u, nil

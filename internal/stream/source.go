@@ -205,11 +205,17 @@ func (s *Source) SendFrom(ctx context.Context, r io.Reader, failed func(error)) 
 // for a body that ended where it should: net/http reports one cut short
 // (a closed connection, a length not reached) as io.ErrUnexpectedEOF,
 // which must not pass for the end.
+//
+// A read that fills buf and reports io.EOF with its last bytes (as
+// net/http's bodies do) returns nil: the next call returns io.EOF.
 func ReadPart(r io.Reader, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		m, err := r.Read(buf[n:])
 		n += m
+		if err == io.EOF && n == len(buf) {
+			return n, nil
+		}
 		if err != nil {
 			return n, err
 		}
