@@ -103,16 +103,18 @@ func (s *Source) Send(ctx context.Context, p []byte) error {
 	return s.send(ctx, p, "")
 }
 
-// Write sends p in as many parts as it needs.
-func (s *Source) Write(ctx context.Context, p []byte) error {
-	for len(p) > 0 {
+// SendParts sends p in parts of PartSize and returns what it left: with
+// all, nothing (the last part may be shorter); else less than a part, for
+// the caller to send with what comes next.
+func (s *Source) SendParts(ctx context.Context, p []byte, all bool) ([]byte, error) {
+	for len(p) >= s.size || all && len(p) > 0 {
 		n := min(len(p), s.size)
 		if err := s.send(ctx, p[:n], ""); err != nil {
-			return err
+			return p, err
 		}
 		p = p[n:]
 	}
-	return nil
+	return p, nil
 }
 
 // End sends the empty part that completes the body.

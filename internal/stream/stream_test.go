@@ -47,7 +47,7 @@ func TestTransferWhole(t *testing.T) {
 	ctx, src, r := open(t, hold, read, body[:1000])
 	errc := make(chan error, 1)
 	go func() {
-		if err := src.Write(ctx, body[1000:]); err != nil {
+		if _, err := src.SendParts(ctx, body[1000:], true); err != nil {
 			errc <- err
 			return
 		}

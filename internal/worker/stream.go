@@ -73,13 +73,9 @@ func (st *replyStream) write(rw *responseWriter, p []byte) (int, error) {
 	if st.src != nil && rw.body.Len() == 0 {
 		// Whole parts go from the handler's buffer itself: the
 		// connection copies them as they are sent.
-		size := st.src.PartSize()
-		for len(p) >= size {
-			if err := st.src.Send(st.ctx, p[:size]); err != nil {
-				st.err = fmt.Errorf("streaming the reply: %w", err)
-				return n - len(p), st.err
-			}
-			p = p[size:]
+		var err error
+		if p, err = st.sendParts(p, false); err != nil {
+			return n - len(p), err
 		}
 	}
 	rw.body.Write(p)
@@ -119,17 +115,23 @@ func (st *replyStream) send(rw *responseWriter, all bool) error {
 			return err
 		}
 	}
-	size := st.src.PartSize()
-	for rw.body.Len() >= size || all && rw.body.Len() > 0 {
-		if err := st.src.Send(st.ctx, rw.body.Next(size)); err != nil {
-			st.err = fmt.Errorf("streaming the reply: %w", err)
-			return st.err
-		}
-	}
+	rest, err := st.sendParts(rw.body.Bytes(), all)
+	rw.body.Next(rw.body.Len() - len(rest))
 	if rw.body.Len() == 0 {
 		rw.body.Reset() // reuse the buffer from its start
 	}
-	return nil
+	return err
+}
+
+// sendParts sends p's whole parts (all of p when all is set) and returns
+// what is left; an error breaks the stream for good.
+func (st *replyStream) sendParts(p []byte, all bool) ([]byte, error) {
+	rest, err := st.src.SendParts(st.ctx, p, all)
+	if err != nil {
+		st.err = fmt.Errorf("streaming the reply: %w", err)
+		return rest, st.err
+	}
+	return rest, nil
 }
 
 // start answers the request with the status, the headers and the first
