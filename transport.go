@@ -225,14 +225,15 @@ func (t *Transport) RoundTrip(req *http.Request) (_ *http.Response, err error) {
 	if r.Body, rest, err = callBody(req, nc, streams); err != nil {
 		return nil, fmt.Errorf("metro: reading request body: %w", err)
 	}
-	msg := r.Msg(subj)
 	if rest != nil {
-		stop, err := upload(exchangeCtx, nc, msg, rest, req.ContentLength)
-		if err != nil {
+		var stop func()
+		if r.Stream, stop, err = upload(exchangeCtx, nc, rest); err != nil {
 			return nil, fmt.Errorf("metro: streaming request body: %w", err)
 		}
+		r.Length = bodyLength(req)
 		ends = append([]func(){stop}, ends...)
 	}
+	msg := r.Msg(subj)
 	// The exchange's context alone bounds the wait (no second deadline),
 	// for the reason above.
 	m, err := ln.Inbox.Request(exchangeCtx, msg, time.Time{})
@@ -282,35 +283,28 @@ func callBody(req *http.Request, nc *nats.Conn, streams bool) ([]byte, io.Reader
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, nil, nil
 	}
-	length := req.ContentLength
-	if length == 0 {
-		length = -1 // a body of a client request with no length given
-	}
-	if !streams || length >= 0 && length <= nc.MaxPayload()/2 {
+	if !streams || !stream.Large(nc, bodyLength(req)) {
 		b, err := io.ReadAll(req.Body)
 		return b, nil, err
 	}
-	buf := make([]byte, stream.PartSize(nc))
-	n, err := stream.ReadPart(req.Body, buf)
-	switch {
-	case err == nil:
-		return buf, req.Body, nil
-	case err == io.EOF:
-		return buf[:n], nil, nil
-	}
-	return nil, nil, err
+	return stream.FirstPart(nc, req.Body)
 }
 
-// upload names a stream in msg and sends rest on it as the worker pulls;
-// stop ends it.
-func upload(ctx context.Context, nc *nats.Conn, msg *nats.Msg, rest io.Reader, length int64) (stop func(), err error) {
+// bodyLength is the length of a request's body, -1 when not known: a
+// client request with a body gives 0 for that.
+func bodyLength(req *http.Request) int64 {
+	if req.ContentLength == 0 {
+		return -1
+	}
+	return req.ContentLength
+}
+
+// upload sends rest on a new stream, whose subject it returns, as the
+// worker pulls it; stop ends it.
+func upload(ctx context.Context, nc *nats.Conn, rest io.Reader) (subject string, stop func(), err error) {
 	src, err := stream.For(nc).NewSource()
 	if err != nil {
-		return nil, err
-	}
-	msg.Header[wire.HeaderStream] = []string{src.Subject()}
-	if length > 0 {
-		msg.Header["Content-Length"] = []string{strconv.FormatInt(length, 10)}
+		return "", nil, err
 	}
 	// The goroutine ends when the body does, or the exchange: not
 	// waited for, since the caller's body may block in Read until it is
@@ -320,7 +314,7 @@ func upload(ctx context.Context, nc *nats.Conn, msg *nats.Msg, rest io.Reader, l
 		defer src.Close()
 		_ = src.SendFrom(ctx, rest, nil)
 	}()
-	return cancel, nil
+	return src.Subject(), cancel, nil
 }
 
 // streamBody is the body of a streamed response; Close ends the exchange

@@ -357,7 +357,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 	}
 	h := w.Header()
 	_, x.send = g.tracer.StartSend(r.Context(), x.subject, rt.pattern, r.Header)
-	msg := req.Msg(x.subject)
 	ctx := r.Context()
 	if rest != nil {
 		// The body goes on in parts that the worker pulls; one that fails
@@ -375,11 +374,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, start time.Time,
 			return
 		}
 		defer up.stop(w)
-		msg.Header[wire.HeaderStream] = []string{up.src.Subject()}
-		if r.ContentLength >= 0 {
-			msg.Header["Content-Length"] = []string{strconv.FormatInt(r.ContentLength, 10)}
-		}
+		req.Stream, req.Length = up.src.Subject(), r.ContentLength
 	}
+	msg := req.Msg(x.subject)
 	m, err := ln.inbox.request(ctx, msg, deadline)
 	if errors.Is(err, nats.ErrNoResponders) {
 		m, err = g.retryNoResponders(ctx, ln, msg, deadline, err)

@@ -104,11 +104,10 @@ var errBodyMemory = errors.New("the gateway holds as many bytes of request bodie
 // grow as the bytes arrive and are charged to the body budget; *held is
 // what the caller must give back when the request is done.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, held *int64, streams bool) ([]byte, io.Reader, int, error) {
-	mp := g.nc.MaxPayload()
-	if streams && (r.ContentLength > mp/2 || r.ContentLength < 0) && r.Body != nil && r.Body != http.NoBody {
+	if streams && stream.Large(g.nc, r.ContentLength) && r.Body != nil && r.Body != http.NoBody {
 		return g.readFirstPart(w, r, held)
 	}
-	body, status, err := g.readWhole(w, r, held, min(g.maxBody, mp))
+	body, status, err := g.readWhole(w, r, held, min(g.maxBody, g.nc.MaxPayload()))
 	return body, nil, status, err
 }
 
@@ -124,16 +123,12 @@ func (g *Gateway) readFirstPart(w http.ResponseWriter, r *http.Request, held *in
 	if err := g.holdBody(w, held, 2*int64(size)); err != nil {
 		return nil, nil, http.StatusServiceUnavailable, err
 	}
-	buf := make([]byte, size)
-	n, err := stream.ReadPart(body, buf)
-	switch {
-	case err == nil:
-		return buf, body, 0, nil
-	case err == io.EOF:
-		return buf[:n], nil, 0, nil
+	first, rest, err := stream.FirstPart(g.nc, body)
+	if err != nil {
+		status, err := bodyFailure(err, g.maxBody)
+		return nil, nil, status, err
 	}
-	status, err := bodyFailure(err, g.maxBody)
-	return nil, nil, status, err
+	return first, rest, 0, nil
 }
 
 // readWhole reads a body of at most limit bytes whole.

@@ -203,6 +203,29 @@ func (s *Source) SendFrom(ctx context.Context, r io.Reader, failed func(error)) 
 	}
 }
 
+// Large reports whether a request body of length bytes (negative: not
+// known) streams to a worker that reads streamed bodies: it may not fit
+// one message, being over half of what one holds or of unknown length
+// (PROTOCOL.md section 9).
+func Large(nc *nats.Conn, length int64) bool {
+	return length < 0 || length > nc.MaxPayload()/2
+}
+
+// FirstPart reads the first part of a body that may stream on nc: the
+// part and the rest to stream, or the whole body and no rest when it ends
+// within the part.
+func FirstPart(nc *nats.Conn, r io.Reader) ([]byte, io.Reader, error) {
+	buf := make([]byte, PartSize(nc))
+	n, err := ReadPart(r, buf)
+	switch {
+	case err == nil:
+		return buf, r, nil
+	case err == io.EOF:
+		return buf[:n], nil, nil
+	}
+	return nil, nil, err
+}
+
 // ReadPart fills buf from r. Unlike io.ReadFull it returns io.EOF only
 // for a body that ended where it should: net/http reports one cut short
 // (a closed connection, a length not reached) as io.ErrUnexpectedEOF,

@@ -104,6 +104,11 @@ type Request struct {
 	Service string
 	// Claims, when set, is sent as Metro-Claims.
 	Claims string
+	// Stream, when set, names the stream the rest of Body is pulled from
+	// (Metro-Stream, PROTOCOL.md section 9), and Length is then the whole
+	// body's length, sent as Content-Length unless negative (not known).
+	Stream string
+	Length int64
 }
 
 // Forwarded are the X-Forwarded-* values the gateway sends.
@@ -145,7 +150,7 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	// One backing array for the values this function sets: a request
 	// costs one allocation for them instead of one per header.
-	vals := make([]string, 0, 11)
+	vals := make([]string, 0, 13)
 	set := func(k, v string) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -170,6 +175,12 @@ func (r *Request) Msg(subj string) *nats.Msg {
 	}
 	if r.Claims != "" {
 		set(HeaderClaims, r.Claims)
+	}
+	if r.Stream != "" {
+		set(HeaderStream, r.Stream)
+		if r.Length >= 0 {
+			set("Content-Length", strconv.FormatInt(r.Length, 10))
+		}
 	}
 	if !r.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(r.Deadline.UnixMilli(), 10))
