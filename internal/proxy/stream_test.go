@@ -317,3 +317,40 @@ func TestStreamedReplyToHead(t *testing.T) {
 		t.Fatal("the handler's stream was not cancelled after the HEAD answer")
 	}
 }
+
+// An event that follows an idle spell (in which the gateway pinged the
+// worker and got its pong) still reaches the client when the handler
+// flushes it, not with the next one.
+func TestEventAfterIdleArrives(t *testing.T) {
+	e := newEnv(t, proxy.Config{})
+	seen := make(chan struct{})
+	e.worker("feed", map[string]http.HandlerFunc{
+		"GET /feed": func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			io.WriteString(w, "data: first\n\n")
+			rc.Flush()
+			time.Sleep(3 * time.Second) // idle: the gateway pings, the worker answers
+			io.WriteString(w, "data: second\n\n")
+			rc.Flush()
+			select { // the stream stays open until the client has the event
+			case <-seen:
+			case <-r.Context().Done():
+			}
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for _, want := range []string{"data: first\n", "\n", "data: second\n"} {
+		if line, err := br.ReadString('\n'); err != nil || line != want {
+			t.Fatalf("read %q, %v; want %q", line, err, want)
+		}
+	}
+	close(seen)
+}

@@ -42,7 +42,8 @@ type Reader struct {
 	inflight int // pulls not yet answered
 	got      int // the last part number received
 	renewed  time.Time
-	pinged   time.Time // the first ping not answered yet
+	pinged   time.Time   // the first ping not answered yet
+	ponged   atomic.Bool // a pong came since the last look
 	buf      []byte
 	done     atomic.Bool // read to its end
 	err      error       // sticky: io.EOF at the end
@@ -68,6 +69,12 @@ func (m *Mux) NewReader(ctx context.Context, subject string, first []byte) (*Rea
 }
 
 func (r *Reader) onMsg(m *nats.Msg) {
+	if m.Header.Get(HeaderControl) == controlPong {
+		// Noted here rather than queued, so that what waits in parts is
+		// always something Next returns or fails on (see Ready).
+		r.ponged.Store(true)
+		return
+	}
 	select {
 	case r.parts <- m:
 	default:
@@ -90,7 +97,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Ready reports whether Next would return at once: a part has arrived.
+// Ready reports whether Next would return at once: a part (or the end,
+// or a failure) has arrived.
 func (r *Reader) Ready() bool { return len(r.buf) > 0 || len(r.parts) > 0 }
 
 // Next returns the next part's bytes (the first message's first), io.EOF
@@ -118,13 +126,14 @@ func (r *Reader) Next() ([]byte, error) {
 				r.fail(err)
 				return nil, r.err
 			}
-			if b != nil {
-				r.fill() // the part is the caller's now: pull another
-				return b, nil
-			}
+			r.fill() // the part is the caller's now: pull another
+			return b, nil
 		case <-r.timer.C:
 			// A source that died cannot say so: the server can, answering
 			// a message that no one subscribes to, and a live one answers.
+			if r.ponged.Swap(false) {
+				r.pinged = time.Time{} // the source lives
+			}
 			if !r.pinged.IsZero() && time.Since(r.pinged) > silentAfter {
 				r.fail(fmt.Errorf("%w: the sender has not answered for %v", ErrBroken, silentAfter))
 				break
@@ -172,8 +181,8 @@ func (r *Reader) publish(reply, control string) {
 	}
 }
 
-// take reads one message of the stream: nil bytes and nil error for one
-// that is no part (a ping's answer), io.EOF at the end.
+// take reads one part of the stream (or the server's answer for a source
+// that is gone): its bytes, or io.EOF at the end.
 func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		return nil, fmt.Errorf("%w: the sender is gone (no one subscribes to its stream)", ErrBroken)
@@ -181,10 +190,7 @@ func (r *Reader) take(m *nats.Msg) ([]byte, error) {
 	if why := m.Header.Get(HeaderError); why != "" {
 		return nil, fmt.Errorf("%w: %s", ErrBroken, why)
 	}
-	r.pinged = time.Time{} // any answer shows the source lives
-	if m.Header.Get(HeaderPart) == "" {
-		return nil, nil // a pong
-	}
+	r.pinged = time.Time{} // a part shows the source lives
 	n, err := strconv.Atoi(m.Header.Get(HeaderPart))
 	if err != nil || n != r.got+1 {
 		return nil, fmt.Errorf("%w: got part %q, want %d: a part was lost", ErrBroken, m.Header.Get(HeaderPart), r.got+1)
