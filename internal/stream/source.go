@@ -211,19 +211,32 @@ func Large(nc *nats.Conn, length int64) bool {
 	return length < 0 || length > nc.MaxPayload()/2
 }
 
+// firstBuffer is the most a first part's buffer starts at: it doubles as
+// bytes arrive, so a client that announces a large body and sends little
+// holds little.
+const firstBuffer = 16 << 10
+
 // FirstPart reads the first part of a body that may stream on nc: the
 // part and the rest to stream, or the whole body and no rest when it ends
 // within the part.
 func FirstPart(nc *nats.Conn, r io.Reader) ([]byte, io.Reader, error) {
-	buf := make([]byte, PartSize(nc))
-	n, err := ReadPart(r, buf)
-	switch {
-	case err == nil:
-		return buf, r, nil
-	case err == io.EOF:
-		return buf[:n], nil, nil
+	size := PartSize(nc)
+	buf := make([]byte, 0, min(firstBuffer, size))
+	for {
+		n, err := ReadPart(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil, nil
+		case err != nil:
+			return nil, nil, err
+		case len(buf) == size:
+			return buf, r, nil
+		}
+		grown := make([]byte, len(buf), min(2*cap(buf), size))
+		copy(grown, buf)
+		buf = grown
 	}
-	return nil, nil, err
 }
 
 // ReadPart fills buf from r. Unlike io.ReadFull it returns io.EOF only
