@@ -83,40 +83,40 @@ type Cluster struct {
 // RunCluster starts n servers named s0, s1... in one cluster and waits
 // until each has a route to every other. Lame duck mode takes lameDuck
 // (closing clients after a grace period of a third of it).
+//
+// Each server listens on ports the kernel picks, so no other test can take
+// them between choosing and listening; a server routes to those started
+// before it, and the cluster's gossip does the rest. A restarted server
+// comes back on the ports it had.
 func RunCluster(t testing.TB, n int, lameDuck time.Duration) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
-	clusterPorts := make([]int, n)
-	for i := range clusterPorts {
-		clusterPorts[i] = FreePort(t)
-	}
-	for i := 0; i < n; i++ {
-		var routes []*url.URL
-		for j, p := range clusterPorts {
-			if j != i {
-				routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
-			}
-		}
-		c.opts = append(c.opts, &server.Options{
-			ServerName:          "s" + strconv.Itoa(i),
-			Host:                "127.0.0.1",
-			Port:                FreePort(t),
-			Cluster:             server.ClusterOpts{Name: "metro-test", Host: "127.0.0.1", Port: clusterPorts[i]},
-			Routes:              routes,
-			LameDuckDuration:    lameDuck,
-			LameDuckGracePeriod: lameDuck / 3,
-		})
-	}
-	for i := range c.opts {
-		c.Servers = append(c.Servers, c.start(i))
-	}
-	c.WaitRoutes()
 	t.Cleanup(func() {
 		for _, s := range c.Servers {
 			s.Shutdown()
 			s.WaitForShutdown()
 		}
 	})
+	for i := 0; i < n; i++ {
+		var routes []*url.URL
+		for _, o := range c.opts {
+			routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(o.Cluster.Host, strconv.Itoa(o.Cluster.Port))})
+		}
+		c.opts = append(c.opts, &server.Options{
+			ServerName:          "s" + strconv.Itoa(i),
+			Host:                "127.0.0.1",
+			Port:                server.RANDOM_PORT,
+			Cluster:             server.ClusterOpts{Name: "metro-test", Host: "127.0.0.1", Port: server.RANDOM_PORT},
+			Routes:              routes,
+			LameDuckDuration:    lameDuck,
+			LameDuckGracePeriod: lameDuck / 3,
+		})
+		s := c.start(i)
+		c.Servers = append(c.Servers, s)
+		c.opts[i].Port = s.Addr().(*net.TCPAddr).Port
+		c.opts[i].Cluster.Port = s.ClusterAddr().Port
+	}
+	c.WaitRoutes()
 	return c
 }
 
