@@ -86,8 +86,7 @@ type Cluster struct {
 //
 // Each server listens on ports the kernel picks, so no other test can take
 // them between choosing and listening; a server routes to those started
-// before it, and the cluster's gossip does the rest. A restarted server
-// comes back on the ports it had.
+// before it. A restarted server comes back on the ports it had.
 func RunCluster(t testing.TB, n int, lameDuck time.Duration) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
@@ -98,16 +97,12 @@ func RunCluster(t testing.TB, n int, lameDuck time.Duration) *Cluster {
 		}
 	})
 	for i := 0; i < n; i++ {
-		var routes []*url.URL
-		for _, o := range c.opts {
-			routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(o.Cluster.Host, strconv.Itoa(o.Cluster.Port))})
-		}
 		c.opts = append(c.opts, &server.Options{
 			ServerName:          "s" + strconv.Itoa(i),
 			Host:                "127.0.0.1",
 			Port:                server.RANDOM_PORT,
 			Cluster:             server.ClusterOpts{Name: "metro-test", Host: "127.0.0.1", Port: server.RANDOM_PORT},
-			Routes:              routes,
+			Routes:              c.routes(i),
 			LameDuckDuration:    lameDuck,
 			LameDuckGracePeriod: lameDuck / 3,
 		})
@@ -118,6 +113,17 @@ func RunCluster(t testing.TB, n int, lameDuck time.Duration) *Cluster {
 	}
 	c.WaitRoutes()
 	return c
+}
+
+// routes are the cluster URLs of every server started, but server i.
+func (c *Cluster) routes(i int) []*url.URL {
+	var routes []*url.URL
+	for j, o := range c.opts {
+		if j != i && o.Cluster.Port > 0 {
+			routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(o.Cluster.Host, strconv.Itoa(o.Cluster.Port))})
+		}
+	}
+	return routes
 }
 
 func (c *Cluster) start(i int) *server.Server {
@@ -167,6 +173,10 @@ func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	c.Servers[i].LameDuckShutdown()
 	c.Servers[i].WaitForShutdown()
+	// Back, it routes to every other server itself, as each server of a
+	// StatefulSet lists all the others, rather than waiting for theirs to
+	// find it.
+	c.opts[i].Routes = c.routes(i)
 	c.Servers[i] = c.start(i)
 	c.WaitRoutes()
 }
