@@ -139,6 +139,11 @@ func TestPermissionsOnARealServer(t *testing.T) {
 		{w("catalog"), "sub", "$METRO.>", false},
 		{w("catalog"), "sub", "$SRV.PING.orders", false},
 		{w("catalog"), "sub", "$SRV.INFO.orders.x", false},
+		// Its own branch of the stream subjects, where its probes go too
+		// (stream.ProbeSubject), and no other's.
+		{w("catalog"), "sub", "$METRO.STREAM.catalog.probe", true},
+		{w("catalog"), "pub", "$METRO.STREAM.catalog.probe", true},
+		{w("catalog"), "sub", "$METRO.STREAM.orders.probe", false},
 
 		{w("orders"), "pub", "products.apple.GET", true}, // calls: [catalog]
 		{w("orders"), "pub", "legacy.POST", false},

@@ -104,6 +104,14 @@ func owner(nc *nats.Conn) string {
 	return "_"
 }
 
+// ProbeSubject is a fresh subject, outside every stream's, that nc's
+// identity may both subscribe to and publish on, even on a locked bus:
+// for finding out when a server has learnt of a subscription made through
+// another server.
+func ProbeSubject(nc *nats.Conn) string {
+	return Root + "." + owner(nc) + "." + randomID()
+}
+
 // randomID is 128 random bits in hex: a stream subject is a capability on
 // a bus where many may publish to the stream space.
 func randomID() string {

@@ -246,3 +246,27 @@ func TestWatchedStreams(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeSubject: a probe lies in its identity's branch, where a locked
+// bus lets it subscribe and publish, and is no stream subject: one more
+// token than the branch, where a stream subject has two.
+func TestProbeSubject(t *testing.T) {
+	s := natstest.Run(t)
+	for _, tt := range []struct {
+		prefix, branch string
+	}{
+		{"", Root + "._."},
+		{"_INBOX.catalog", Root + ".catalog."},
+	} {
+		var opts []nats.Option
+		if tt.prefix != "" {
+			opts = append(opts, nats.CustomInboxPrefix(tt.prefix))
+		}
+		nc := natstest.Connect(t, s, opts...)
+		p, q := ProbeSubject(nc), ProbeSubject(nc)
+		rest, ok := strings.CutPrefix(p, tt.branch)
+		if !ok || rest == "" || strings.Contains(rest, ".") || p == q {
+			t.Errorf("inbox prefix %q: probes %q and %q, want each a fresh token under %q", tt.prefix, p, q, tt.branch)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/reply"
+	"github.com/metropolis-dev/metro/internal/stream"
 )
 
 func (w *Worker) baseOptions() []nats.Option {
@@ -50,6 +51,10 @@ func (w *Worker) handOff(ctx context.Context, primary *reply.Lane, subs []*nats.
 		return subs
 	}
 	defer drained(ctx, standby)
+	// Until the server it leaves knows of the second connection's
+	// subscriptions, a request on its way there finds no member of the
+	// queue group once the first's are gone, and is lost.
+	reached(ctx, sc, nc)
 	calls := reply.NewLane(sc)
 	w.calls.Set(calls)
 	defer func() {
@@ -74,6 +79,7 @@ func (w *Worker) handOff(ctx context.Context, primary *reply.Lane, subs []*nats.
 		w.log.Warn("subscribing again after moving server", "err", err)
 		return subs
 	}
+	reached(ctx, nc, sc) // likewise before the second's are drained
 	w.log.Info("moved to another NATS server", "url", nc.ConnectedUrlRedacted())
 	return subs
 }
@@ -91,5 +97,37 @@ func drained(ctx context.Context, subs []*nats.Subscription) bool {
 			}
 		}
 		return true
+	})
+}
+
+// reached waits until the server that pub is connected to routes to a
+// subscription made now through sub: it then knows of every subscription
+// made through sub before, since a server tells the others of its
+// subscriptions in the order they were made. It gives up after a few
+// seconds, or when ctx ends.
+func reached(ctx context.Context, sub, pub *nats.Conn) bool {
+	subject := stream.ProbeSubject(sub)
+	got := make(chan struct{}, 1)
+	s, err := sub.Subscribe(subject, func(*nats.Msg) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return false
+	}
+	defer s.Unsubscribe()
+	if sub.FlushTimeout(5*time.Second) != nil {
+		return false
+	}
+	return natsconn.Poll(ctx, 5*time.Second, func() bool {
+		select {
+		case <-got:
+			return true
+		default:
+			_ = pub.Publish(subject, nil)
+			return false
+		}
 	})
 }
