@@ -22,6 +22,7 @@ import (
 	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/internal/discovery"
 	"github.com/metropolis-dev/metro/internal/metrotest"
+	"github.com/metropolis-dev/metro/internal/natsconn"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 	"github.com/metropolis-dev/metro/internal/wire"
@@ -390,17 +391,23 @@ func TestServiceProtocol(t *testing.T) {
 			t.Errorf("endpoint %s: %+v", subj, ep)
 		}
 	}
+	// A request is counted once its reply is sent, a moment after the
+	// client may have read it.
 	var stats micro.Stats
-	ask("$SRV.STATS", &stats)
+	counts := map[string][2]int{}
+	counted := func() bool {
+		ask("$SRV.STATS", &stats)
+		clear(counts)
+		for _, ep := range stats.Endpoints {
+			counts[ep.Subject] = [2]int{ep.NumRequests, ep.NumErrors}
+		}
+		return counts["ok.GET"] == [2]int{3, 0} && counts["fail.*.POST"] == [2]int{2, 2}
+	}
+	if !natsconn.Poll(t.Context(), 10*time.Second, counted) {
+		t.Errorf("requests and errors by subject: %v", counts)
+	}
 	if stats.ID != ping.ID || stats.Type != micro.StatsResponseType {
 		t.Errorf("STATS %+v", stats)
-	}
-	counts := map[string][2]int{}
-	for _, ep := range stats.Endpoints {
-		counts[ep.Subject] = [2]int{ep.NumRequests, ep.NumErrors}
-	}
-	if counts["ok.GET"] != [2]int{3, 0} || counts["fail.*.POST"] != [2]int{2, 2} {
-		t.Errorf("requests and errors by subject: %v", counts)
 	}
 	// Asking every service, as `nats micro ls` does, reaches it too.
 	msgs := make(chan *nats.Msg, 4)
