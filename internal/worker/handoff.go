@@ -24,7 +24,8 @@ func (w *Worker) baseOptions() []nats.Option {
 // handOff moves the worker off a server that announced lame duck mode
 // (it will close its clients soon), losing no request: a second
 // connection to another server subscribes the endpoints first, so the
-// queue group keeps this member; then the subscriptions on nc are
+// queue group keeps this member, and the worker waits until the server it
+// leaves knows of them; then the subscriptions on nc are
 // drained (what the server already sent is served), nc reconnects to
 // another server and subscribes again, and the second connection's
 // subscriptions are drained and it is closed. Replies always leave
@@ -54,7 +55,9 @@ func (w *Worker) handOff(ctx context.Context, primary *reply.Lane, subs []*nats.
 	// Until the server it leaves knows of the second connection's
 	// subscriptions, a request on its way there finds no member of the
 	// queue group once the first's are gone, and is lost.
-	reached(ctx, sc, nc)
+	if !reached(ctx, sc, nc) {
+		w.log.Warn("moving off a NATS server in lame duck mode: it has not heard of the new subscriptions; a request on its way there may be lost")
+	}
 	calls := reply.NewLane(sc)
 	w.calls.Set(calls)
 	defer func() {
@@ -79,7 +82,9 @@ func (w *Worker) handOff(ctx context.Context, primary *reply.Lane, subs []*nats.
 		w.log.Warn("subscribing again after moving server", "err", err)
 		return subs
 	}
-	reached(ctx, nc, sc) // likewise before the second's are drained
+	if !reached(ctx, nc, sc) { // likewise before the second's are drained
+		w.log.Warn("moved to another NATS server, but the second connection's server has not heard of the subscriptions here; a request on its way there may be lost")
+	}
 	w.log.Info("moved to another NATS server", "url", nc.ConnectedUrlRedacted())
 	return subs
 }
