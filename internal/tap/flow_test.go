@@ -132,17 +132,7 @@ func TestPairingStreams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := NewPairer("", true)
-			var got []Exchange
-			for _, s := range tt.steps {
-				now := t0.Add(s.at)
-				if s.expire {
-					p.Expire(now, func(ex Exchange) { got = append(got, ex) })
-					continue
-				}
-				if ex, ok := p.Observe(s.msg, now); ok && ex.Outcome != Pending {
-					got = append(got, ex)
-				}
-			}
+			got := play(p, tt.steps)
 			if len(got) != 1 {
 				t.Fatalf("got %d exchanges, want 1: %+v", len(got), got)
 			}

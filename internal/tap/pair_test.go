@@ -30,6 +30,22 @@ type step struct {
 	expire bool
 }
 
+// play feeds steps to p, from t0 on, and returns the exchanges it ended.
+func play(p *Pairer, steps []step) []Exchange {
+	var got []Exchange
+	for _, s := range steps {
+		now := t0.Add(s.at)
+		if s.expire {
+			p.Expire(now, func(ex Exchange) { got = append(got, ex) })
+			continue
+		}
+		if ex, ok := p.Observe(s.msg, now); ok && ex.Outcome != Pending {
+			got = append(got, ex)
+		}
+	}
+	return got
+}
+
 func TestPairing(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -153,17 +169,7 @@ func TestPairing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := NewPairer(tt.prefix, tt.metroOnly)
-			var got []Exchange
-			for _, s := range tt.steps {
-				now := t0.Add(s.at)
-				if s.expire {
-					p.Expire(now, func(ex Exchange) { got = append(got, ex) })
-					continue
-				}
-				if ex, ok := p.Observe(s.msg, now); ok && ex.Outcome != Pending {
-					got = append(got, ex)
-				}
-			}
+			got := play(p, tt.steps)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d exchanges, want %d: %+v", len(got), len(tt.want), got)
 			}
