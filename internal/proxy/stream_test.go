@@ -159,11 +159,7 @@ func TestServerSentEventsArriveOneByOne(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getFeed(ctx, t, e)
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q", ct)
@@ -199,11 +195,7 @@ func TestClientDisconnectCancelsHandler(t *testing.T) {
 		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getFeed(ctx, t, e)
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || line != "data: hello\n" {
 		t.Fatalf("first line %q, %v", line, err)
@@ -240,11 +232,7 @@ func TestWorkerDiesMidStream(t *testing.T) {
 	}, metro.WithConn(wc))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getFeed(ctx, t, e)
 	defer resp.Body.Close()
 	<-sent
 	wc.Close() // as the worker's process dying: its subscriptions are gone
@@ -340,11 +328,7 @@ func TestEventAfterIdleArrives(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getFeed(ctx, t, e)
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	for _, want := range []string{"data: first\n", "\n", "data: second\n"} {
@@ -353,4 +337,16 @@ func TestEventAfterIdleArrives(t *testing.T) {
 		}
 	}
 	close(seen)
+}
+
+// getFeed sends GET /feed through e's gateway, bound to ctx, and returns
+// the response, its body still to read.
+func getFeed(ctx context.Context, t *testing.T, e *env) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/feed", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
