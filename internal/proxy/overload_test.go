@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro"
+	"github.com/metropolis-dev/metro/internal/loadtest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
@@ -77,19 +77,7 @@ func TestOverloadDoesNotCollapse(t *testing.T) {
 	// Open loop: each request leaves on its schedule, whether or not the
 	// ones before it have been answered.
 	outcomes := make([]outcome, total)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range total {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			outcomes[i] = get()
-		}()
-	}
-	sent := time.Since(start)
+	sent, wait := loadtest.OpenLoop(total, interval, func(i int) { outcomes[i] = get() })
 
 	// A client arriving as the load ends is served: at once, or after
 	// the Retry-After of a 503 while the backlog of the load empties;
@@ -104,7 +92,7 @@ func TestOverloadDoesNotCollapse(t *testing.T) {
 		s, _ := strconv.Atoi(o.retryAfter)
 		time.Sleep(time.Duration(s) * time.Second) // as the answer asks
 	}
-	wg.Wait()
+	wait()
 
 	byStatus := map[int]int{}
 	lateOK, errs := 0, 0

@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro/internal/loadtest"
 	"github.com/metropolis-dev/metro/internal/natstest"
 	"github.com/metropolis-dev/metro/internal/wire"
 )
@@ -76,29 +76,20 @@ func TestCPUBoundOverloadKeepsServing(t *testing.T) {
 	// Open loop: each request leaves on its schedule, answered or not.
 	inTime := make([]bool, total)
 	var answered, refused atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range total {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
+	_, wait := loadtest.OpenLoop(total, interval, func(i int) {
+		rep, err := nc.RequestMsg(request("GET", "/hash", "", "", time.Now().Add(budget)), budget)
+		if err != nil {
+			return // no answer before the deadline
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep, err := nc.RequestMsg(request("GET", "/hash", "", "", time.Now().Add(budget)), budget)
-			if err != nil {
-				return // no answer before the deadline
-			}
-			answered.Add(1)
-			switch rep.Header.Get(wire.HeaderStatus) {
-			case "":
-				inTime[i] = string(rep.Data) == "done"
-			case "503":
-				refused.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+		answered.Add(1)
+		switch rep.Header.Get(wire.HeaderStatus) {
+		case "":
+			inTime[i] = string(rep.Data) == "done"
+		case "503":
+			refused.Add(1)
+		}
+	})
+	wait()
 	perSecond := make([]int, seconds)
 	for i, ok := range inTime {
 		if ok {
