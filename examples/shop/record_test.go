@@ -52,7 +52,7 @@ func TestRecordReplayMock(t *testing.T) {
 	tap.waitErr(t, "tapping")
 	// Tap names the worker of each exchange once the services have told
 	// it their routes: the session starts when it knows both.
-	waitFor(t, "tap to name both workers", func() bool {
+	imetrotest.WaitFor(t, "tap to name both workers", 4*time.Minute, func() bool {
 		get(t, gw+"/products")
 		get(t, gw+"/orders/0")
 		out := tap.out.String()
@@ -92,7 +92,7 @@ func TestRecordReplayMock(t *testing.T) {
 	}
 	// Five requests through the gateway, three calls from orders to the
 	// catalog (apple, banana, durian).
-	waitFor(t, "tap to see 8 more exchanges", func() bool { return strings.Count(tap.out.String(), "\n") >= before+8 })
+	imetrotest.WaitFor(t, "tap to see 8 more exchanges", 4*time.Minute, func() bool { return strings.Count(tap.out.String(), "\n") >= before+8 })
 	if code := tap.stop(t); code != 0 {
 		t.Fatalf("metro tap exited %d:\n%s", code, tap.errb.String())
 	}
@@ -221,7 +221,7 @@ func TestRecordReplayMock(t *testing.T) {
 		ord := startProc(t, dir, filepath.Join(dir, ".metro", "bin", "orders"), "NATS_URL=nats://"+nats)
 		ord.waitErr(t, "worker serving")
 		gw := "http://" + m[1]
-		waitFor(t, "the gateway to route to both", func() bool {
+		imetrotest.WaitFor(t, "the gateway to route to both", 4*time.Minute, func() bool {
 			_, apple := imetrotest.Do(t, mustRequest(t, "GET", gw+"/products/apple"))
 			_, order := imetrotest.Do(t, mustRequest(t, "GET", gw+"/orders/0"))
 			return strings.Contains(apple, `"price":50`) && strings.Contains(order, "no order 0")
@@ -327,14 +327,14 @@ func (p *metroProc) stop(t *testing.T) int {
 
 func (p *metroProc) waitErr(t *testing.T, s string) {
 	t.Helper()
-	waitFor(t, "stderr "+s, func() bool { p.exited(t); return strings.Contains(p.errb.String(), s) })
+	imetrotest.WaitFor(t, "stderr "+s, 4*time.Minute, func() bool { p.exited(t); return strings.Contains(p.errb.String(), s) })
 }
 
 // waitOut waits for s in metro dev's output (its console is stdout and
 // stderr alike).
 func (p *metroProc) waitOut(t *testing.T, s string) {
 	t.Helper()
-	waitFor(t, "output "+s, func() bool {
+	imetrotest.WaitFor(t, "output "+s, 4*time.Minute, func() bool {
 		p.exited(t)
 		return strings.Contains(p.out.String(), s) || strings.Contains(p.errb.String(), s)
 	})
@@ -375,17 +375,6 @@ func runMetro(t *testing.T, dir, bin string, args ...string) (int, string, strin
 		t.Fatalf("metro %s: %v", strings.Join(args, " "), err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func mustRequest(t *testing.T, method, url string) *http.Request {

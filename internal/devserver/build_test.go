@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metropolis-dev/metro/internal/metrotest"
 )
 
 // goModule writes a small module: a main package importing a local one.
@@ -93,7 +95,7 @@ func TestGoBuildCancelKillsCompiler(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- goBuild(ctx, "app", filepath.Join(dir, "cmd", "app"), ".", filepath.Join(dir, "app")) }()
-	waitFor(t, "the build's processes", time.Minute, func() bool { return len(processesWithEnv(cache)) > 1 })
+	metrotest.WaitFor(t, "the build's processes", time.Minute, func() bool { return len(processesWithEnv(cache)) > 1 })
 	cancel()
 	select {
 	case err := <-errc:
@@ -104,7 +106,7 @@ func TestGoBuildCancelKillsCompiler(t *testing.T) {
 		t.Fatal("the build did not stop")
 	}
 	// SIGKILL is delivered asynchronously: allow the dying a moment.
-	waitFor(t, "every build process to be gone", 10*time.Second, func() bool { return len(processesWithEnv(cache)) == 0 })
+	metrotest.WaitFor(t, "every build process to be gone", 10*time.Second, func() bool { return len(processesWithEnv(cache)) == 0 })
 	if _, err := os.Stat(filepath.Join(dir, "app")); err == nil {
 		t.Error("a cancelled build left a binary")
 	}

@@ -171,7 +171,7 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		edit(t, `"Apple"`, `"Apple v2"`)
 		d.waitOutput(t, "reloaded "+e2eWorker+" in ", 2*time.Minute)
-		waitFor(t, "the new answer", 10*time.Second, func() bool {
+		metrotest.WaitFor(t, "the new answer", 10*time.Second, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return seen["Apple v2"] > 0
@@ -221,7 +221,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if err := syscall.Kill(before[1], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the restarted replica", 30*time.Second, func() bool {
+		metrotest.WaitFor(t, "the restarted replica", 30*time.Second, func() bool {
 			now := d.state(t, time.Second).Workers[e2eWorker]
 			return len(now) == 2 && !slices.Contains(now, before[1])
 		})
@@ -232,7 +232,7 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		waitFor(t, "two catalog instances", 30*time.Second, func() bool {
+		metrotest.WaitFor(t, "two catalog instances", 30*time.Second, func() bool {
 			svcs, err := discovery.Collect(ctx, nc, "", 200*time.Millisecond)
 			n := 0
 			for _, s := range svcs {
@@ -255,7 +255,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if err := os.WriteFile(handler, []byte(strings.Replace(string(src), `"Apple"`, `"Apple v3"`, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the fixed code", 2*time.Minute, func() bool { return name(t) == "Apple v3" })
+		metrotest.WaitFor(t, "the fixed code", 2*time.Minute, func() bool { return name(t) == "Apple v3" })
 		// A replica may answer a moment before metro dev has seen all of
 		// them announce themselves and retired the old ones.
 		d.waitCount(t, "reloaded "+e2eWorker+" in ", 2, 30*time.Second)
@@ -273,7 +273,7 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		d.waitOutput(t, "exited (signal: killed)", 10*time.Second)
 		var after []int
-		waitFor(t, "a new pid in dev.json", 30*time.Second, func() bool {
+		metrotest.WaitFor(t, "a new pid in dev.json", 30*time.Second, func() bool {
 			after = d.state(t, time.Second).Workers[e2eWorker]
 			return len(after) == 2 && !slices.Contains(after, before[0])
 		})
@@ -365,7 +365,7 @@ workers:
 				t.Fatalf("worker pids = %v", leaders)
 			}
 			var members []int
-			waitFor(t, "the shell and both sleeps", 10*time.Second, func() bool {
+			metrotest.WaitFor(t, "the shell and both sleeps", 10*time.Second, func() bool {
 				members = groupMembers(leaders[0])
 				return len(members) == 3
 			})
@@ -434,11 +434,11 @@ workers:
 		t.Errorf("%d reloads, want 1 (notes.md is not watched):\n%s", n, d.out.String())
 	}
 	var after []int
-	waitFor(t, "new pids in dev.json", 10*time.Second, func() bool {
+	metrotest.WaitFor(t, "new pids in dev.json", 10*time.Second, func() bool {
 		after = d.state(t, time.Second).Workers["sleepy"]
 		return len(after) == 2 && !slices.Contains(after, before[0]) && !slices.Contains(after, before[1])
 	})
-	waitFor(t, "the old replicas to be gone", 10*time.Second, func() bool { return !alive(before[0]) && !alive(before[1]) })
+	metrotest.WaitFor(t, "the old replicas to be gone", 10*time.Second, func() bool { return !alive(before[0]) && !alive(before[1]) })
 	if code := d.interrupt(t, 30*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
@@ -567,7 +567,7 @@ func TestDevStartsWithBrokenBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitOutput(t, "started catalog in ", 2*time.Minute)
-	waitFor(t, "the catalog to answer", 30*time.Second, func() bool {
+	metrotest.WaitFor(t, "the catalog to answer", 30*time.Second, func() bool {
 		code, b, err := get(t.Context(), client, st.GatewayURL+e2ePath)
 		return err == nil && code == http.StatusOK && strings.Contains(b, "Apple fixed")
 	})

@@ -106,22 +106,10 @@ func startDev(t *testing.T, dir string, env ...string) *devRun {
 	return d
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitOutput waits until the output holds s.
 func (d *devRun) waitOutput(t *testing.T, s string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("output %q\noutput so far:\n%s", s, d.out.String()), timeout, func() bool {
+	metrotest.WaitFor(t, fmt.Sprintf("output %q\noutput so far:\n%s", s, d.out.String()), timeout, func() bool {
 		select {
 		case <-d.done:
 			t.Fatalf("metro dev exited (%v) while waiting for %q:\n%s", d.err, s, d.out.String())
@@ -134,7 +122,7 @@ func (d *devRun) waitOutput(t *testing.T, s string, timeout time.Duration) {
 // waitCount waits until the output holds s n times.
 func (d *devRun) waitCount(t *testing.T, s string, n int, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d times %q\noutput so far:\n%s", n, s, d.out.String()), timeout, func() bool {
+	metrotest.WaitFor(t, fmt.Sprintf("%d times %q\noutput so far:\n%s", n, s, d.out.String()), timeout, func() bool {
 		return strings.Count(d.out.String(), s) >= n
 	})
 }
@@ -143,7 +131,7 @@ func (d *devRun) waitCount(t *testing.T, s string, n int, timeout time.Duration)
 func (d *devRun) state(t *testing.T, timeout time.Duration) devstate.State {
 	t.Helper()
 	var st devstate.State
-	waitFor(t, "dev.json\n"+d.out.String(), timeout, func() bool {
+	metrotest.WaitFor(t, "dev.json\n"+d.out.String(), timeout, func() bool {
 		b, err := os.ReadFile(filepath.Join(d.dir, devstate.RelPath))
 		return err == nil && json.Unmarshal(b, &st) == nil
 	})

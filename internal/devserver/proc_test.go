@@ -30,9 +30,9 @@ func TestProcStop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the process to start", 10*time.Second, func() bool { return strings.Contains(out.String(), "w | ready") })
+			metrotest.WaitFor(t, "the process to start", 10*time.Second, func() bool { return strings.Contains(out.String(), "w | ready") })
 			var members []int
-			waitFor(t, "its children", 10*time.Second, func() bool {
+			metrotest.WaitFor(t, "its children", 10*time.Second, func() bool {
 				members = groupMembers(p.pid())
 				return len(members) == 1+strings.Count(tt.script, "sleep 1000 &")+strings.Count(tt.script, "; sleep 1000")
 			})
@@ -67,7 +67,7 @@ func TestProcCrashKillsItsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	var members []int
-	waitFor(t, "the child", 10*time.Second, func() bool {
+	metrotest.WaitFor(t, "the child", 10*time.Second, func() bool {
 		members = groupMembers(p.pid())
 		return len(members) == 2
 	})

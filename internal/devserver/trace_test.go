@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/tracing"
 )
 
@@ -47,7 +48,7 @@ func TestDevTrace(t *testing.T) {
 		{"catalog", "server"},
 	}
 	var tr tracing.Trace
-	waitFor(t, "the catalog's span in the trace of "+rid, 30*time.Second, func() bool {
+	metrotest.WaitFor(t, "the catalog's span in the trace of "+rid, 30*time.Second, func() bool {
 		var out bytes.Buffer
 		err := tracing.Show(t.Context(), tracing.ShowOptions{ID: rid, Dir: dir, Wait: time.Second, JSON: true, Out: &out})
 		if err != nil {

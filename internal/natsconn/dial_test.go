@@ -30,16 +30,6 @@ func (d *countingDialer) Dial(network, address string) (net.Conn, error) {
 	return d.Dialer.Dial(network, address)
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestDialWaitsForAServerThatIsNotUpYet: with nothing listening, Dial
 // returns a connection that retries in the background, says why once
 // rather than at every attempt, and connects when the server starts.
@@ -57,7 +47,7 @@ func TestDialWaitsForAServerThatIsNotUpYet(t *testing.T) {
 	if nc.IsConnected() {
 		t.Fatal("connected with no server")
 	}
-	waitFor(t, "a few failed attempts", func() bool { return dialer.n.Load() >= 5 })
+	metrotest.WaitFor(t, "a few failed attempts", 20*time.Second, func() bool { return dialer.n.Load() >= 5 })
 	if n := strings.Count(logs.String(), "NATS not reachable; retrying"); n != 1 {
 		t.Fatalf("%d lines about retrying, want 1:\n%s", n, logs.String())
 	}
@@ -66,8 +56,8 @@ func TestDialWaitsForAServerThatIsNotUpYet(t *testing.T) {
 	}
 
 	natstest.RunWith(t, &server.Options{Port: port})
-	waitFor(t, "the connection", nc.IsConnected)
-	waitFor(t, "the connected line", func() bool { return strings.Contains(logs.String(), "NATS connected") })
+	metrotest.WaitFor(t, "the connection", 20*time.Second, nc.IsConnected)
+	metrotest.WaitFor(t, "the connected line", 20*time.Second, func() bool { return strings.Contains(logs.String(), "NATS connected") })
 	requestAcross(t, nc)
 	select {
 	case err := <-lost:

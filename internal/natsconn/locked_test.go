@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -34,7 +35,7 @@ func TestDialReportsRefusedOperations(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refusal in the log", func() bool {
+	metrotest.WaitFor(t, "the refusal in the log", 20*time.Second, func() bool {
 		s := logs.String()
 		return strings.Contains(s, "level=ERROR") && strings.Contains(s, "not permitted") && strings.Contains(s, `Publish to \"admin.GET\"`)
 	})

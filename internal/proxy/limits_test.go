@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metropolis-dev/metro/internal/config"
+	"github.com/metropolis-dev/metro/internal/metrotest"
 	"github.com/metropolis-dev/metro/internal/proxy"
 )
 
@@ -55,18 +56,6 @@ func sample(t testing.TB, reg prometheus.Gatherer, name string, labels ...string
 		}
 	}
 	return 0
-}
-
-// waitFor polls cond until it holds, failing t after 20s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // rawConn is a client connection that writes bytes as the test says.
@@ -184,7 +173,7 @@ func TestBodyGrowsAsItArrives(t *testing.T) {
 		// request with it.
 		rc.c.Close()
 	}
-	waitFor(t, "every request to end", func() bool {
+	metrotest.WaitFor(t, "every request to end", 20*time.Second, func() bool {
 		return sample(t, reg, "metro_gateway_requests_total", "route", "POST /upload", "code", "400") == conns
 	})
 	runtime.ReadMemStats(&after)
@@ -213,7 +202,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 	for i := range 2 {
 		rc := e.dialRaw()
 		rc.send(postHead("/upload", length) + string(body[:100<<10]))
-		waitFor(t, "the body buffer to grow", func() bool { return held() == float64((i+1)*length) })
+		metrotest.WaitFor(t, "the body buffer to grow", 20*time.Second, func() bool { return held() == float64((i+1)*length) })
 		slow = append(slow, rc)
 	}
 	third := e.dialRaw()
@@ -233,7 +222,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 	if resp.StatusCode != 200 || got != digestOf(body) {
 		t.Errorf("first stalled request: %d %q", resp.StatusCode, got)
 	}
-	waitFor(t, "the budget to come back", func() bool { return held() == length })
+	metrotest.WaitFor(t, "the budget to come back", 20*time.Second, func() bool { return held() == length })
 	fresh := e.dialRaw()
 	fresh.send(postHead("/upload", length) + string(body))
 	if resp, got = fresh.response(); resp.StatusCode != 200 || got != digestOf(body) {
@@ -243,7 +232,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 	if resp, got = slow[1].response(); resp.StatusCode != 200 || got != digestOf(body) {
 		t.Errorf("second stalled request: %d %q", resp.StatusCode, got)
 	}
-	waitFor(t, "no body memory held", func() bool { return held() == 0 })
+	metrotest.WaitFor(t, "no body memory held", 20*time.Second, func() bool { return held() == 0 })
 }
 
 // hangRoute declares GET /hang, served by a subscriber that never answers
@@ -272,7 +261,7 @@ func TestMaxInFlight(t *testing.T) {
 		rc.send(hangRequest)
 		hung = append(hung, rc)
 	}
-	waitFor(t, "three requests in flight", func() bool { return got.Load() == 3 })
+	metrotest.WaitFor(t, "three requests in flight", 20*time.Second, func() bool { return got.Load() == 3 })
 	for _, path := range []string{"/hang", "/ok"} {
 		start := time.Now()
 		resp, body := e.do("GET", path, "", nil)
@@ -293,7 +282,7 @@ func TestMaxInFlight(t *testing.T) {
 	for _, rc := range hung {
 		rc.c.Close()
 	}
-	waitFor(t, "a place to come free", func() bool {
+	metrotest.WaitFor(t, "a place to come free", 20*time.Second, func() bool {
 		resp, body := e.do("GET", "/ok", "", nil)
 		return resp.StatusCode == 200 && body == "ok"
 	})
@@ -309,7 +298,7 @@ func TestRequestMemory(t *testing.T) {
 	// first connection, pools) is not counted as the cost of one.
 	rc := e.dialRaw()
 	rc.send(hangRequest)
-	waitFor(t, "the first request", func() bool { return got.Load() == 1 })
+	metrotest.WaitFor(t, "the first request", 20*time.Second, func() bool { return got.Load() == 1 })
 	const n = 300
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -317,7 +306,7 @@ func TestRequestMemory(t *testing.T) {
 	for range n {
 		e.dialRaw().send(hangRequest)
 	}
-	waitFor(t, "every request in flight", func() bool { return got.Load() == n+1 })
+	metrotest.WaitFor(t, "every request in flight", 20*time.Second, func() bool { return got.Load() == n+1 })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	inUse := func(m *runtime.MemStats) int64 { return int64(m.HeapInuse + m.StackInuse) }
@@ -344,7 +333,7 @@ func TestHungWorkerMemoryBounded(t *testing.T) {
 		rc := e.dialRaw()
 		rc.send(hangRequest)
 		if i < limit {
-			waitFor(t, "the request to reach the worker", func() bool { return got.Load() == int64(i+1) })
+			metrotest.WaitFor(t, "the request to reach the worker", 20*time.Second, func() bool { return got.Load() == int64(i+1) })
 			continue
 		}
 		rc.c.SetReadDeadline(time.Now().Add(10 * time.Second)) // "at once", on a busy machine

@@ -35,18 +35,6 @@ func (d *Desk) clients() int {
 	return len(d.feeds)
 }
 
-// waitUntil polls cond until it holds or ctx ends.
-func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // TestFeedKeepaliveAndDisconnect: an idle feed sends keepalive comments,
 // and the handler ends, leaving no subscription behind, when its client
 // goes.
@@ -76,7 +64,7 @@ func TestFeedKeepaliveAndDisconnect(t *testing.T) {
 		t.Fatalf("%d feed clients, want 1", n)
 	}
 	leave()
-	waitUntil(ctx, t, "the feed's handler to end", func() bool { return d.clients() == 0 })
+	imetrotest.WaitFor(t, "the feed's handler to end", 20*time.Second, func() bool { return d.clients() == 0 })
 }
 
 // TestFeedDropsLaggingClient: placing orders never waits for a feed
