@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/metropolis-dev/metro"
 	"github.com/metropolis-dev/metro/bench/blob"
 	"github.com/metropolis-dev/metro/bench/hello"
 	"github.com/metropolis-dev/metro/internal/metrotest"
@@ -22,31 +24,7 @@ import (
 // by hand, as the gateway would for GET /hello, and checks the reply of
 // section 3.
 func TestWorkerAnswersHello(t *testing.T) {
-	s := natstest.Run(t)
-	t.Setenv("NATS_URL", s.ClientURL())
-	t.Setenv("METRO_PREFIX", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := metrotest.NewFirstLine()
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = run(ctx, ready, "127.0.0.1:0", "hello", helloWorker())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if runErr != nil {
-			t.Errorf("worker: %v", runErr)
-		}
-	})
-	select {
-	case <-ready.C:
-	case <-done:
-		t.Fatal("worker exited before it was ready")
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker not ready after 10s")
-	}
+	s := startWorker(t, "127.0.0.1:0", "hello", helloWorker)
 
 	nc := natstest.Connect(t, s)
 	msg := &nats.Msg{Subject: "hello.GET", Header: nats.Header{
@@ -76,26 +54,7 @@ func TestWorkerAnswersHello(t *testing.T) {
 // and an upload past NATS's 1 MiB payload, so both stream (PROTOCOL.md
 // section 9), and the streamed reply.
 func TestBlobWorkerThroughTheGateway(t *testing.T) {
-	s := natstest.Run(t)
-	t.Setenv("NATS_URL", s.ClientURL())
-	t.Setenv("METRO_PREFIX", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := metrotest.NewFirstLine()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, ready, "", "blob", blobWorker()) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	select {
-	case <-ready.C:
-	case err := <-done:
-		t.Fatalf("worker exited before it was ready: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker not ready after 10s")
-	}
+	s := startWorker(t, "", "blob", blobWorker)
 	gw, srv := metrotest.StartGateway(t, natstest.Connect(t, s), proxy.Config{
 		MaxBody: 64 << 20, Timeout: time.Minute, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -136,4 +95,33 @@ func TestBlobWorkerThroughTheGateway(t *testing.T) {
 	if resp.ContentLength != -1 {
 		t.Errorf("GET %s: Content-Length %d, want a chunked (streamed) reply", blob.StreamPath, resp.ContentLength)
 	}
+}
+
+// startWorker starts a NATS server and runs the program's worker (run),
+// made by worker, on it until the test ends; it returns once the worker
+// says it is ready, with the server.
+func startWorker(t *testing.T, pprofAddr, name string, worker func() *metro.Worker) *server.Server {
+	t.Helper()
+	s := natstest.Run(t)
+	t.Setenv("NATS_URL", s.ClientURL())
+	t.Setenv("METRO_PREFIX", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := metrotest.NewFirstLine()
+	done := make(chan error, 1)
+	w := worker() // after NATS_URL is set: it reads it
+	go func() { done <- run(ctx, ready, pprofAddr, name, w) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	select {
+	case <-ready.C:
+	case err := <-done:
+		t.Fatalf("worker exited before it was ready: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker not ready after 10s")
+	}
+	return s
 }
