@@ -35,6 +35,23 @@ func (d *Desk) clients() int {
 	return len(d.feeds)
 }
 
+// getFeed opens the desk's feed at url, bound to ctx, asking for the
+// orders after lastID unless it is empty; the body is closed when the
+// test ends.
+func getFeed(ctx context.Context, t *testing.T, url, lastID string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/orders/feed", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // TestFeedKeepaliveAndDisconnect: an idle feed sends keepalive comments,
 // and the handler ends, leaving no subscription behind, when its client
 // goes.
@@ -44,12 +61,7 @@ func TestFeedKeepaliveAndDisconnect(t *testing.T) {
 	defer cancel()
 	cctx, leave := context.WithCancel(ctx)
 	defer leave()
-	req, _ := http.NewRequestWithContext(cctx, http.MethodGet, url+"/orders/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := getFeed(cctx, t, url, "")
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -93,13 +105,7 @@ func TestFeedDropsLaggingClient(t *testing.T) {
 		t.Errorf("the lagging client got %d orders and is subscribed: %v; want %d and dropped", n, d.clients() != 0, feedBuffer)
 	}
 
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/orders/feed", nil)
-	req.Header.Set("Last-Event-ID", strconv.Itoa(n))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := getFeed(t.Context(), t, url, strconv.Itoa(n))
 	events := imetrotest.NewEvents(resp.Body)
 	if _, err := events.Next(); err != nil { // the opening comment
 		t.Fatal(err)
@@ -118,12 +124,7 @@ func TestFeedEndsWhenClosing(t *testing.T) {
 	d.Closing = closing
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/orders/feed", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := getFeed(ctx, t, url, "")
 	events := imetrotest.NewEvents(resp.Body)
 	if _, err := events.Next(); err != nil { // the opening comment
 		t.Fatal(err)
